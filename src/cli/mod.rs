@@ -1,0 +1,57 @@
+//! Subcommands. Each file holds one command's arguments and body; shared flags live here.
+
+mod data;
+mod demo;
+mod evaluate;
+mod import;
+mod model;
+mod recommend;
+mod split;
+
+use clap::{Parser, Subcommand};
+
+pub use data::DataArgs;
+
+/// Music recommendation from frozen audio embeddings plus listening histories, after
+/// Tamm & Aljanaki (RecSys '24).
+#[derive(Debug, Parser)]
+#[command(name = "audiorec", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read and check a dataset folder (plays TSV, track ids, embeddings) and cache it.
+    Import(import::Args),
+    /// Make the paper's temporal split, print the Table 2 counts and save it.
+    Split(split::Args),
+    /// Evaluate a recommender on the validation and test users.
+    Evaluate(evaluate::Args),
+    /// Write batch recommendations (`user_id, track_id, rank, score`) for many users.
+    Recommend(recommend::Args),
+    /// Write a seeded synthetic dataset in the Music4All-Onion layout.
+    DemoData(demo::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Import(a) => import::run(a),
+        Command::Split(a) => split::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::Recommend(a) => recommend::run(a),
+        Command::DemoData(a) => demo::run(a),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

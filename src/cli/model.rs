@@ -1,0 +1,70 @@
+//! Flags that choose and configure a recommender, and building it from a split.
+
+use std::sync::Arc;
+
+use audiorec::dataset::{Dataset, Split};
+use audiorec::index::{HnswParams, IndexKind};
+use audiorec::recommend::Recommender;
+use audiorec::recommend::knn::KnnRecommender;
+
+/// Which recommender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Model {
+    /// Mean of the history's embeddings, nearest tracks by cosine.
+    Knn,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Embedding backend: the stem of a file in DIR/embeddings/.
+    #[arg(long, env = "AUDIOREC_BACKEND")]
+    pub backend: String,
+    #[arg(long, value_enum, default_value_t = Model::Knn)]
+    pub model: Model,
+    /// Nearest-neighbour search: HNSW (approximate, fast) or an exact scan (reference).
+    #[arg(long, value_enum, default_value_t = IndexKind::Hnsw)]
+    pub index: IndexKind,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = HnswParams::default().m)]
+    pub hnsw_m: usize,
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    pub ef_construction: usize,
+    /// HNSW candidate list size while searching (raised to k when smaller).
+    #[arg(long, default_value_t = HnswParams::default().ef_search)]
+    pub ef_search: usize,
+}
+
+impl ModelArgs {
+    pub fn hnsw(&self) -> HnswParams {
+        HnswParams {
+            m: self.hnsw_m,
+            ef_construction: self.ef_construction,
+            ef_search: self.ef_search,
+        }
+    }
+
+    /// The parameters to record with a run.
+    pub fn parameters(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model": format!("{:?}", self.model).to_lowercase(),
+            "backend": self.backend,
+            "index": self.index,
+            "hnsw": self.hnsw(),
+        })
+    }
+
+    /// Builds the recommender over the split's train items (the only recommendable ones).
+    pub fn build(&self, dataset: &Dataset, split: &Split) -> anyhow::Result<Box<dyn Recommender>> {
+        let embeddings = Arc::new(dataset.load_embeddings(&self.backend)?);
+        tracing::info!(backend = %self.backend, dim = embeddings.dim, items = split.train_items.len(), index = ?self.index, "building recommender");
+        Ok(match self.model {
+            Model::Knn => Box::new(KnnRecommender::new(
+                embeddings,
+                &split.train_items,
+                self.index,
+                self.hnsw(),
+            )),
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! The paper's temporal split (Tamm & Aljanaki, §3.1), every date and ratio a parameter:
+//!
+//! 1. keep plays from `keep_from` (applied at import, see [`super::ImportOptions`]);
+//! 2. train = (user, track) pairs first listened before `test_from`;
+//! 3. candidates = pairs whose first (kept) listen is at or after `test_from` — so every
+//!    held-out track is new to its user — restricted to users and tracks seen in train;
+//! 4. candidate users are shuffled with `seed`; the first `validation_ratio` of them are
+//!    validation users, the rest test users;
+//! 5. only tracks that occur in train are ever recommended (`train_items`).
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::Interactions;
+use super::time::parse_timestamp;
+
+/// Parameters of the split. Defaults are the paper's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitConfig {
+    /// First listens at or after this Unix time are held out.
+    pub test_from: i64,
+    /// Fraction of candidate users that go to validation; the rest go to test.
+    pub validation_ratio: f64,
+    pub seed: u64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self {
+            test_from: parse_timestamp(b"2020-02-20").expect("valid date"),
+            validation_ratio: 0.5,
+            seed: 42,
+        }
+    }
+}
+
+/// A user's held-out tracks, in first-listen order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldOut {
+    pub user: u32,
+    pub tracks: Vec<u32>,
+}
+
+/// Users, items and interactions of one part (the paper's Table 2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartCounts {
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitCounts {
+    pub train: PartCounts,
+    pub validation: PartCounts,
+    pub test: PartCounts,
+}
+
+/// Which held-out part to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Validation,
+    Test,
+}
+
+impl Part {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Validation => "validation",
+            Part::Test => "test",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub config: SplitConfig,
+    /// Per dataset user: train tracks in first-listen order (empty for users with none).
+    pub train: Vec<Vec<u32>>,
+    /// Sorted tracks that occur in train: the only ones ever recommended.
+    pub train_items: Vec<u32>,
+    pub validation: Vec<HeldOut>,
+    pub test: Vec<HeldOut>,
+    pub counts: SplitCounts,
+}
+
+impl Split {
+    /// Splits aggregated interactions (sorted by user, then first listen).
+    pub fn new(interactions: &Interactions, n_tracks: usize, config: SplitConfig) -> Self {
+        let n_users = interactions.users.len();
+        let mut train = vec![Vec::new(); n_users];
+        let mut in_train_item = vec![false; n_tracks];
+        let mut train_pairs = 0;
+        for i in 0..interactions.len() {
+            if interactions.first_ts[i] < config.test_from {
+                train[interactions.user[i] as usize].push(interactions.track[i]);
+                in_train_item[interactions.track[i] as usize] = true;
+                train_pairs += 1;
+            }
+        }
+        let mut candidates: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+        for i in 0..interactions.len() {
+            let (u, t) = (interactions.user[i] as usize, interactions.track[i]);
+            if interactions.first_ts[i] >= config.test_from
+                && !train[u].is_empty()
+                && in_train_item[t as usize]
+            {
+                candidates[u].push(t);
+            }
+        }
+        let mut users: Vec<u32> = (0..n_users as u32)
+            .filter(|&u| !candidates[u as usize].is_empty())
+            .collect();
+        users.shuffle(&mut StdRng::seed_from_u64(config.seed));
+        let n_val = (users.len() as f64 * config.validation_ratio).round() as usize;
+        let held = |us: &[u32]| -> Vec<HeldOut> {
+            let mut v: Vec<HeldOut> = us
+                .iter()
+                .map(|&u| HeldOut {
+                    user: u,
+                    tracks: candidates[u as usize].clone(),
+                })
+                .collect();
+            v.sort_by_key(|h| h.user);
+            v
+        };
+        let validation = held(&users[..n_val]);
+        let test = held(&users[n_val..]);
+        let train_items: Vec<u32> = (0..n_tracks as u32)
+            .filter(|&t| in_train_item[t as usize])
+            .collect();
+        let counts = SplitCounts {
+            train: PartCounts {
+                users: train.iter().filter(|h| !h.is_empty()).count(),
+                items: train_items.len(),
+                interactions: train_pairs,
+            },
+            validation: part_counts(&validation),
+            test: part_counts(&test),
+        };
+        Self {
+            config,
+            train,
+            train_items,
+            validation,
+            test,
+            counts,
+        }
+    }
+
+    pub fn part(&self, part: Part) -> &[HeldOut] {
+        match part {
+            Part::Validation => &self.validation,
+            Part::Test => &self.test,
+        }
+    }
+}
+
+fn part_counts(held: &[HeldOut]) -> PartCounts {
+    let mut items: Vec<u32> = held.iter().flat_map(|h| h.tracks.iter().copied()).collect();
+    let interactions = items.len();
+    items.sort_unstable();
+    items.dedup();
+    PartCounts {
+        users: held.len(),
+        items: items.len(),
+        interactions,
+    }
+}
+
+/// What `audiorec split` writes, so later commands reuse the same split: the parameters,
+/// the Table 2 counts, and the validation and test user ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitFile {
+    pub config: SplitConfig,
+    pub counts: SplitCounts,
+    pub validation_users: Vec<String>,
+    pub test_users: Vec<String>,
+}
+
+impl SplitFile {
+    pub fn new(split: &Split, users: &super::Vocab) -> Self {
+        let ids = |h: &[HeldOut]| h.iter().map(|h| users.id(h.user).to_string()).collect();
+        Self {
+            config: split.config,
+            counts: split.counts,
+            validation_users: ids(&split.validation),
+            test_users: ids(&split.test),
+        }
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(self)?)
+    }
+
+    pub fn load(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+    }
+}

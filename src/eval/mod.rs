@@ -1,0 +1,79 @@
+//! Offline evaluation: metrics per user, aggregates with confidence half-widths, paired
+//! tests between runs, and the report the CLI prints and writes.
+
+pub mod metrics;
+pub mod report;
+pub mod stats;
+
+use std::time::Instant;
+
+pub use metrics::{Metrics, score_user};
+pub use stats::{Estimate, PairedTest, estimate, paired_test};
+
+use crate::recommend::{Query, RecommendError, Recommender, Scored};
+
+/// One user to evaluate: the history the model sees and the held-out tracks it should find.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalCase<'a> {
+    pub user: Option<&'a str>,
+    pub history: &'a [u32],
+    pub held_out: &'a [u32],
+}
+
+/// The outcome of evaluating a set of users.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub k: usize,
+    pub per_user: Vec<Metrics<f64>>,
+    pub aggregate: Metrics<Estimate>,
+    pub seconds: f64,
+}
+
+/// Mean and 95% half-width of each metric over users.
+pub fn aggregate(per_user: &[Metrics<f64>]) -> Metrics<Estimate> {
+    Metrics::from_fn(|i| {
+        let xs: Vec<f64> = per_user.iter().map(|m| *m.values()[i]).collect();
+        estimate(&xs)
+    })
+}
+
+/// Asks `recommender` for each case's top-k (through the same path the API serves) and
+/// scores it. A case with an empty history gets no recommendations and scores zero.
+pub fn evaluate(
+    recommender: &dyn Recommender,
+    cases: &[EvalCase],
+    k: usize,
+) -> Result<(Evaluation, Vec<Vec<Scored>>), RecommendError> {
+    let start = Instant::now();
+    let queries: Vec<Query> = cases
+        .iter()
+        .map(|c| Query {
+            user: c.user,
+            history: c.history,
+            k,
+        })
+        .collect();
+    let lists = recommender
+        .recommend_batch(&queries)
+        .into_iter()
+        .map(|r| match r {
+            Err(RecommendError::EmptyHistory) => Ok(Vec::new()),
+            other => other,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let per_user: Vec<Metrics<f64>> = lists
+        .iter()
+        .zip(cases)
+        .map(|(list, case)| {
+            let ids: Vec<u32> = list.iter().map(|s| s.track).collect();
+            score_user(&ids, case.held_out, k)
+        })
+        .collect();
+    let evaluation = Evaluation {
+        k,
+        aggregate: aggregate(&per_user),
+        per_user,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((evaluation, lists))
+}

@@ -1,0 +1,55 @@
+//! The exact reference: score every item, keep the best k.
+
+use std::collections::HashSet;
+
+use super::{Neighbour, NeighbourIndex, dot};
+
+/// A full scan over normalised rows.
+pub struct ExactIndex {
+    dim: usize,
+    ids: Vec<u32>,
+    rows: Vec<f32>,
+}
+
+impl ExactIndex {
+    /// `rows` holds one L2-normalised row of `dim` values per id.
+    pub fn new(dim: usize, ids: Vec<u32>, rows: Vec<f32>) -> Self {
+        assert_eq!(ids.len() * dim, rows.len(), "one row per id");
+        Self { dim, ids, rows }
+    }
+}
+
+impl NeighbourIndex for ExactIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn search(&self, query: &[f32], k: usize, exclude: &HashSet<u32>) -> Vec<Neighbour> {
+        let mut scored: Vec<Neighbour> = self
+            .rows
+            .chunks_exact(self.dim)
+            .zip(&self.ids)
+            .filter(|(_, id)| !exclude.contains(id))
+            .map(|(row, &id)| Neighbour {
+                id,
+                score: dot(row, query),
+            })
+            .collect();
+        top_k(&mut scored, k);
+        scored
+    }
+}
+
+/// Keeps the `k` best by descending score (ties by ascending id, for determinism), sorted.
+pub(crate) fn top_k(items: &mut Vec<Neighbour>, k: usize) {
+    let order = |a: &Neighbour, b: &Neighbour| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id));
+    if items.len() > k && k > 0 {
+        items.select_nth_unstable_by(k - 1, order);
+    }
+    items.truncate(k);
+    items.sort_unstable_by(order);
+}

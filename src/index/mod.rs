@@ -1,0 +1,81 @@
+//! Nearest-neighbour search over L2-normalised vectors by inner product (= cosine).
+//!
+//! Two implementations of one interface: [`hnsw::HnswIndex`] (approximate, fast) and
+//! [`exact::ExactIndex`] (a full scan, the reference the HNSW index is measured against).
+
+pub mod exact;
+pub mod hnsw;
+
+use std::collections::HashSet;
+
+pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+
+/// A neighbour: the item's external id (a track index) and its cosine similarity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbour {
+    pub id: u32,
+    pub score: f32,
+}
+
+/// Which implementation to use.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    #[default]
+    Hnsw,
+    Exact,
+}
+
+/// Top-k search by cosine similarity over a fixed set of items.
+///
+/// Contract: `query` is L2-normalised by the caller and has the index's dimension; the
+/// result is sorted by descending score and holds at most `k` items, none of them in
+/// `exclude`. An exact index returns the true top-k; an approximate one may miss some.
+pub trait NeighbourIndex: Send + Sync {
+    fn dim(&self) -> usize;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn search(&self, query: &[f32], k: usize, exclude: &HashSet<u32>) -> Vec<Neighbour>;
+}
+
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise the loop.
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Builds an index of `kind` over the given items, reading each item's normalised row.
+pub fn build<'a>(
+    kind: IndexKind,
+    dim: usize,
+    ids: &[u32],
+    row: impl Fn(u32) -> &'a [f32],
+    params: HnswParams,
+) -> Box<dyn NeighbourIndex> {
+    let rows: Vec<f32> = ids.iter().flat_map(|&id| row(id).iter().copied()).collect();
+    match kind {
+        IndexKind::Exact => Box::new(ExactIndex::new(dim, ids.to_vec(), rows)),
+        IndexKind::Hnsw => Box::new(HnswIndex::build(dim, ids, &rows, params)),
+    }
+}

@@ -1,0 +1,12 @@
+//! audiorec: music recommendation from frozen, pretrained audio embeddings plus listening
+//! histories, after Tamm & Aljanaki, *Comparative Analysis of Pretrained Audio
+//! Representations in Music Recommender Systems* (RecSys '24).
+//!
+//! Data flows `dataset` → `embeddings` → `index` → `recommend` → `eval`.
+
+pub mod dataset;
+pub mod embeddings;
+pub mod eval;
+pub mod index;
+pub mod recommend;
+pub mod train;

@@ -1,0 +1,23 @@
+//! Training the neural recommenders with candle: shared pieces (device choice, seeds,
+//! schedules) live here; each model has its own module.
+
+use candle_core::Device;
+
+/// Parses `cpu`, `cuda` or `cuda:N` into a candle device. CUDA needs the `cuda` feature.
+pub fn parse_device(spec: &str) -> Result<Device, String> {
+    match spec.trim() {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = match s.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse::<usize>()
+                    .map_err(|_| format!("`{s}`: expected cuda:N with N a GPU number"))?,
+                None => 0,
+            };
+            Device::new_cuda(ordinal).map_err(|e| {
+                format!("`{s}`: {e} (CUDA needs a build with `--features cuda` and an NVIDIA GPU)")
+            })
+        }
+        other => Err(format!("`{other}`: expected cpu, cuda or cuda:N")),
+    }
+}
