@@ -4,9 +4,12 @@
 //!
 //! Data flows `dataset` → `embeddings` → `index` → `recommend` → `eval`.
 
+pub mod api;
+pub mod config;
 pub mod dataset;
 pub mod embeddings;
 pub mod eval;
 pub mod index;
 pub mod recommend;
+pub mod store;
 pub mod train;

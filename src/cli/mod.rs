@@ -5,7 +5,9 @@ mod demo;
 mod evaluate;
 mod import;
 mod model;
+mod openapi;
 mod recommend;
+mod serve;
 mod split;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,10 @@ enum Command {
     Recommend(recommend::Args),
     /// Write a seeded synthetic dataset in the Music4All-Onion layout.
     DemoData(demo::Args),
+    /// Run the HTTP service (embedded SQLite and demo data unless configured otherwise).
+    Serve(serve::Args),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi(openapi::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::DemoData(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Openapi(a) => openapi::run(a),
     }
 }
 

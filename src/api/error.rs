@@ -1,0 +1,153 @@
+//! One error type for every handler, answered as `application/problem+json` (RFC 9457)
+//! with a stable `type`, a human `detail` and the right status. Causes of 500s go to the
+//! log, never to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::recommend::RecommendError;
+use crate::store::StoreError;
+
+/// A problem report. `type` is stable and can be matched on; `detail` is for people.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"type": "/problems/unknown-user", "title": "Unknown user", "status": 404, "detail": "no user `u42`"}))]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no user `{0}`")]
+    UnknownUser(String),
+    #[error("{0}")]
+    UnknownTrack(String),
+    #[error("{0}")]
+    UnknownModel(String),
+    #[error("{0}")]
+    UnknownBackend(String),
+    #[error("no evaluation run `{0}`")]
+    UnknownRun(String),
+    /// The body is not JSON, or not the JSON this endpoint takes.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// Well-formed but invalid: a value out of range, an empty history, …
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("a valid `Authorization: Bearer <key>` header is required for this endpoint")]
+    Unauthorized,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database is unavailable, try again shortly")]
+    Unavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown-user", "Unknown user"),
+            ApiError::UnknownTrack(_) => (StatusCode::NOT_FOUND, "unknown-track", "Unknown track"),
+            ApiError::UnknownModel(_) => (StatusCode::NOT_FOUND, "unknown-model", "Unknown model"),
+            ApiError::UnknownBackend(_) => {
+                (StatusCode::NOT_FOUND, "unknown-backend", "Unknown backend")
+            }
+            ApiError::UnknownRun(_) => (
+                StatusCode::NOT_FOUND,
+                "unknown-run",
+                "Unknown evaluation run",
+            ),
+            ApiError::MalformedBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+            ),
+            ApiError::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-request",
+                "Invalid request",
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let problem = Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(e),
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Database(_) | StoreError::Migration(_) | StoreError::Corrupt(_) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<RecommendError> for ApiError {
+    fn from(e: RecommendError) -> Self {
+        match e {
+            RecommendError::EmptyHistory => ApiError::Invalid(e.to_string()),
+            RecommendError::UnknownTrack(_) => ApiError::UnknownTrack(e.to_string()),
+            RecommendError::Model(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(format!("worker task failed: {e}"))
+    }
+}

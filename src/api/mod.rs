@@ -1,0 +1,190 @@
+//! The HTTP API: axum router, handlers (one file per resource), problem+json errors,
+//! auth, telemetry and the OpenAPI document. Handlers translate between JSON and the
+//! core; the work itself is done by `recommend`, `eval` and `store`.
+
+mod auth;
+pub mod error;
+mod evaluations;
+mod extract;
+mod health;
+pub mod openapi;
+mod recommendations;
+pub mod startup;
+mod telemetry;
+mod tracks;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Settings;
+use crate::recommend::Recommender;
+use crate::recommend::registry::Registry;
+use crate::store::Store;
+use error::ApiError;
+
+/// The largest `k` a client may ask for.
+pub const MAX_K: usize = 1000;
+
+/// Shared, read-mostly state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub telemetry: Arc<telemetry::Telemetry>,
+    api_key: Option<Arc<str>>,
+    sync_eval_users: usize,
+}
+
+impl AppState {
+    pub fn new(store: Store, registry: Registry, settings: &Settings) -> Self {
+        Self {
+            store,
+            registry: Arc::new(registry),
+            telemetry: Arc::default(),
+            api_key: settings.api_key.as_ref().map(|k| Arc::from(k.0.as_str())),
+            sync_eval_users: settings.sync_eval_users,
+        }
+    }
+
+    /// The recommender for (model, backend), or the 404 that names what is available.
+    fn recommender(&self, model: &str, backend: &str) -> Result<Arc<dyn Recommender>, ApiError> {
+        let r = &self.registry;
+        if !r.backends.contains_key(backend) {
+            let names: Vec<&str> = r.backends.keys().map(String::as_str).collect();
+            return Err(ApiError::UnknownBackend(format!(
+                "no backend `{backend}` (available: {})",
+                names.join(", ")
+            )));
+        }
+        r.get(model, backend).cloned().ok_or_else(|| {
+            let available: Vec<String> = r.models().map(|(m, b)| format!("{m}/{b}")).collect();
+            if r.has_model(model) {
+                ApiError::UnknownModel(format!(
+                    "model `{model}` is not trained for backend `{backend}` (available: {})",
+                    available.join(", ")
+                ))
+            } else {
+                ApiError::UnknownModel(format!(
+                    "no model `{model}` (available: {})",
+                    available.join(", ")
+                ))
+            }
+        })
+    }
+
+    /// The backend used when a request names none: the first one served.
+    fn default_backend(&self) -> String {
+        self.registry
+            .backends
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn track_index(&self, track_id: &str) -> Result<u32, ApiError> {
+        self.registry
+            .catalog
+            .get(track_id)
+            .ok_or_else(|| ApiError::UnknownTrack(format!("no track `{track_id}`")))
+    }
+
+    fn track_id(&self, index: u32) -> String {
+        self.registry.catalog.id(index).to_string()
+    }
+}
+
+/// Checks `k` against the service's bounds.
+fn check_k(k: usize) -> Result<usize, ApiError> {
+    if (1..=MAX_K).contains(&k) {
+        Ok(k)
+    } else {
+        Err(ApiError::Invalid(format!(
+            "k must be between 1 and {MAX_K}, got {k}"
+        )))
+    }
+}
+
+/// The router with every route and layer, without binding a socket (for in-process tests).
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let writes = Router::new()
+        .route("/v1/users", post(users::create))
+        .route("/v1/users/{user_id}/listens", post(users::append_listens))
+        .route("/v1/evaluations", post(evaluations::create))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    let reads = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/models", get(recommendations::models))
+        .route("/v1/tracks/{track_id}", get(tracks::get))
+        .route("/v1/tracks/{track_id}/similar", get(tracks::similar))
+        .route("/v1/users/{user_id}", get(users::get))
+        .route("/v1/users/{user_id}/listens", get(users::list_listens))
+        .route(
+            "/v1/users/{user_id}/recommendations",
+            get(recommendations::for_user),
+        )
+        .route("/v1/recommendations", post(recommendations::for_history))
+        .route("/v1/evaluations", get(evaluations::list))
+        .route("/v1/evaluations/{run_id}", get(evaluations::get));
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(writes)
+        .merge(reads)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .fallback(|| async { ApiError::Invalid("no such endpoint; see /docs".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), telemetry::track))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(settings.request_timeout),
+        ))
+        .layer(cors(&settings.cors_origins))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::AUTHORIZATION,
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}

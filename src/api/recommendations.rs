@@ -1,0 +1,170 @@
+//! Recommendations for stored users and for posted histories (anonymous sessions), from
+//! any (model, backend) the service has loaded.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, Problem};
+use super::extract::{Json, Path, Query};
+use super::tracks::ScoredTrack;
+use super::{AppState, check_k};
+use crate::recommend::{Query as RecQuery, Recommender};
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelInfo {
+    #[schema(example = "knn")]
+    pub model: String,
+    #[schema(example = "musicnn")]
+    pub backend: String,
+    #[schema(example = 200)]
+    pub dim: usize,
+}
+
+/// The (model, backend) pairs this service can recommend with.
+#[utoipa::path(get, path = "/v1/models", tag = "recommendations",
+    responses((status = 200, description = "Loaded models", body = [ModelInfo])))]
+pub async fn models(State(state): State<AppState>) -> Json<Vec<ModelInfo>> {
+    let r = &state.registry;
+    Json(
+        r.models()
+            .map(|(m, b)| ModelInfo {
+                model: m.into(),
+                backend: b.into(),
+                dim: r.backends.get(b).map_or(0, |e| e.dim),
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecommendParams {
+    /// `knn`, `shallow` or `bert4rec` (default `knn`).
+    #[param(example = "knn")]
+    pub model: Option<String>,
+    /// Embedding backend (default: the first served).
+    #[param(example = "musicnn")]
+    pub backend: Option<String>,
+    /// How many tracks (1–1000, default 50).
+    #[param(example = 50)]
+    pub k: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Recommendations {
+    #[schema(example = "knn")]
+    pub model: String,
+    #[schema(example = "musicnn")]
+    pub backend: String,
+    /// The stored user, absent for posted histories.
+    #[schema(example = "listener-42")]
+    pub user_id: Option<String>,
+    /// Best first; never a track of the history.
+    pub items: Vec<ScoredTrack>,
+}
+
+/// Runs a recommender off the async runtime and names the tracks.
+async fn recommend(
+    state: &AppState,
+    recommender: Arc<dyn Recommender>,
+    user_id: Option<String>,
+    history: Vec<u32>,
+    k: usize,
+) -> Result<Recommendations, ApiError> {
+    let (model, backend) = (
+        recommender.model().to_string(),
+        recommender.backend().to_string(),
+    );
+    let user = user_id.clone();
+    let scored = tokio::task::spawn_blocking(move || {
+        recommender.recommend(&RecQuery {
+            user: user.as_deref(),
+            history: &history,
+            k,
+        })
+    })
+    .await??;
+    let items = scored
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| ScoredTrack {
+            track_id: state.track_id(s.track),
+            rank: i + 1,
+            score: s.score,
+        })
+        .collect();
+    Ok(Recommendations {
+        model,
+        backend,
+        user_id,
+        items,
+    })
+}
+
+/// Recommendations for a stored user from their listens so far; a listen appended is
+/// reflected in the next answer.
+#[utoipa::path(get, path = "/v1/users/{user_id}/recommendations", tag = "recommendations",
+    params(("user_id" = String, Path, description = "User id"), RecommendParams),
+    responses((status = 200, description = "Recommended tracks, best first", body = Recommendations),
+              (status = 404, description = "Unknown user, model or backend", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "k out of range, or the user has no listens yet", body = Problem, content_type = "application/problem+json")))]
+pub async fn for_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(params): Query<RecommendParams>,
+) -> Result<Json<Recommendations>, ApiError> {
+    let k = check_k(params.k.unwrap_or(50))?;
+    let backend = params.backend.unwrap_or_else(|| state.default_backend());
+    let recommender = state.recommender(params.model.as_deref().unwrap_or("knn"), &backend)?;
+    let history = state.store.history(&user_id).await?;
+    if history.is_empty() && !state.store.user_exists(&user_id).await? {
+        return Err(ApiError::UnknownUser(user_id));
+    }
+    Ok(Json(
+        recommend(&state, recommender, Some(user_id), history, k).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"history": ["0009fFIM1eYThaPg", "00BmGzbCUfwNHx0b"], "model": "knn", "backend": "musicnn", "k": 10}))]
+pub struct HistoryRequest {
+    /// Track ids listened to, oldest first.
+    pub history: Vec<String>,
+    /// `knn`, `shallow` or `bert4rec` (default `knn`).
+    pub model: Option<String>,
+    /// Embedding backend (default: the first served).
+    pub backend: Option<String>,
+    /// How many tracks (1–1000, default 50).
+    pub k: Option<usize>,
+}
+
+/// Recommendations for a posted history: an anonymous session, nothing stored.
+#[utoipa::path(post, path = "/v1/recommendations", tag = "recommendations", request_body = HistoryRequest,
+    responses((status = 200, description = "Recommended tracks, best first", body = Recommendations),
+              (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "Unknown track, model or backend", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Empty history or k out of range", body = Problem, content_type = "application/problem+json")))]
+pub async fn for_history(
+    State(state): State<AppState>,
+    Json(body): Json<HistoryRequest>,
+) -> Result<Json<Recommendations>, ApiError> {
+    let k = check_k(body.k.unwrap_or(50))?;
+    if body.history.is_empty() {
+        return Err(ApiError::Invalid(
+            "history is empty: send at least one track id".into(),
+        ));
+    }
+    let backend = body.backend.unwrap_or_else(|| state.default_backend());
+    let recommender = state.recommender(body.model.as_deref().unwrap_or("knn"), &backend)?;
+    let history = body
+        .history
+        .iter()
+        .map(|t| state.track_index(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        recommend(&state, recommender, None, history, k).await?,
+    ))
+}

@@ -1,0 +1,148 @@
+//! Building the service from settings and running it: demo data when there is no
+//! dataset, the catalog imported into an empty database, KNN indexes per backend, then
+//! axum on a bound socket with graceful shutdown.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+
+use super::{AppState, router};
+use crate::config::Settings;
+use crate::dataset::demo::{self, Scale};
+use crate::dataset::{Dataset, Layout, MissingTracks};
+use crate::recommend::registry::Registry;
+use crate::store::Store;
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+}
+
+impl Application {
+    /// Loads data and models, connects and migrates the database, binds the socket.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let state = load_state(settings).await?;
+        let store = state.store.clone();
+        let router = router(state, settings);
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("could not listen on {}", settings.bind))?;
+        Ok(Self {
+            listener,
+            router,
+            store,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address().port()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server error")?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
+
+async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let layout = Layout::new(&settings.data);
+    if !settings.data.exists() {
+        tracing::info!(dir = %settings.data.display(), scale = ?settings.demo_scale, "no dataset: generating demo data");
+        let dir = settings.data.clone();
+        let scale: Scale = settings.demo_scale;
+        tokio::task::spawn_blocking(move || demo::generate(&dir, scale, 7))
+            .await?
+            .with_context(|| format!("could not write demo data to {}", settings.data.display()))?;
+    }
+    if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
+        if let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
+        }
+    }
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| "could not open the database (DATABASE_URL)".to_string())?;
+
+    let load_layout = layout.clone();
+    let wanted = settings.backends.clone();
+    let (dataset, backends) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let options = crate::dataset::ImportOptions {
+            keep_from: i64::MIN,
+            missing_tracks: MissingTracks::Skip,
+        };
+        let dataset = Dataset::open(&load_layout, options)?;
+        let names = if wanted.is_empty() {
+            load_layout.backends()?
+        } else {
+            wanted
+        };
+        let backends = names
+            .iter()
+            .map(|b| dataset.load_embeddings(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((dataset, backends))
+    })
+    .await??;
+
+    let stored = store.track_count().await?;
+    if stored == 0 {
+        tracing::info!(
+            tracks = dataset.tracks.len(),
+            users = dataset.interactions.users.len(),
+            pairs = dataset.interactions.len(),
+            database = store.kind(),
+            "importing the dataset into the database"
+        );
+        store.import(&dataset.tracks, &dataset.interactions).await?;
+    } else if store.track_ids().await? != dataset.tracks.ids().collect::<Vec<_>>() {
+        bail!(
+            "the database holds a different catalog than {} (use a fresh database for another dataset)",
+            layout.track_ids().display()
+        );
+    }
+
+    let (index, hnsw) = (settings.index, settings.hnsw());
+    let tracks = dataset.tracks;
+    let registry =
+        tokio::task::spawn_blocking(move || Registry::with_knn(tracks, backends, index, hnsw))
+            .await?;
+    Ok(AppState::new(store, registry, settings))
+}

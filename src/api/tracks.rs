@@ -1,0 +1,129 @@
+//! Tracks: the catalog and content-similar tracks.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+use super::extract::{Json, Path, Query};
+use super::{AppState, check_k};
+use crate::recommend::history_set;
+
+#[derive(Serialize, ToSchema)]
+pub struct BackendInfo {
+    #[schema(example = "musicnn")]
+    pub name: String,
+    #[schema(example = 200)]
+    pub dim: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Track {
+    #[schema(example = "0009fFIM1eYThaPg")]
+    pub track_id: String,
+    /// Row of the track in every backend's embedding matrix.
+    #[schema(example = 12)]
+    pub index: u32,
+    /// Backends that have an embedding for this track.
+    pub backends: Vec<BackendInfo>,
+}
+
+/// One catalog track.
+#[utoipa::path(get, path = "/v1/tracks/{track_id}", tag = "tracks",
+    params(("track_id" = String, Path, description = "Track id", example = "0009fFIM1eYThaPg")),
+    responses((status = 200, description = "The track", body = Track),
+              (status = 404, description = "Unknown track", body = super::error::Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(track_id): Path<String>,
+) -> Result<Json<Track>, ApiError> {
+    let index = state.track_index(&track_id)?;
+    let backends = state
+        .registry
+        .backends
+        .iter()
+        .map(|(name, e)| BackendInfo {
+            name: name.clone(),
+            dim: e.dim,
+        })
+        .collect();
+    Ok(Json(Track {
+        track_id,
+        index,
+        backends,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimilarParams {
+    /// Backend whose embeddings define similarity; the first served backend by default.
+    #[param(example = "musicnn")]
+    pub backend: Option<String>,
+    /// How many tracks (1–1000).
+    #[param(example = 10)]
+    pub k: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScoredTrack {
+    #[schema(example = "0009fFIM1eYThaPg")]
+    pub track_id: String,
+    /// 1 for the best.
+    #[schema(example = 1)]
+    pub rank: usize,
+    /// Cosine similarity (KNN, Shallow Net) or logit (BERT4Rec); higher is better.
+    #[schema(example = 0.873)]
+    pub score: f32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimilarTracks {
+    #[schema(example = "0009fFIM1eYThaPg")]
+    pub track_id: String,
+    #[schema(example = "musicnn")]
+    pub backend: String,
+    pub items: Vec<ScoredTrack>,
+}
+
+/// Tracks whose embeddings are closest (cosine) to this track's, itself excluded.
+#[utoipa::path(get, path = "/v1/tracks/{track_id}/similar", tag = "tracks",
+    params(("track_id" = String, Path, description = "Track id"), SimilarParams),
+    responses((status = 200, description = "Most similar tracks, best first", body = SimilarTracks),
+              (status = 404, description = "Unknown track or backend", body = super::error::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "k out of range", body = super::error::Problem, content_type = "application/problem+json")))]
+pub async fn similar(
+    State(state): State<AppState>,
+    Path(track_id): Path<String>,
+    Query(params): Query<SimilarParams>,
+) -> Result<Json<SimilarTracks>, ApiError> {
+    let k = check_k(params.k.unwrap_or(10))?;
+    let index = state.track_index(&track_id)?;
+    let backend = params.backend.unwrap_or_else(|| state.default_backend());
+    state.recommender("knn", &backend)?;
+    let knn = state
+        .registry
+        .knn(&backend)
+        .cloned()
+        .ok_or_else(|| ApiError::UnknownBackend(format!("no backend `{backend}`")))?;
+    let embeddings = state.registry.backends[&backend].clone();
+    let found = tokio::task::spawn_blocking(move || {
+        knn.index()
+            .search(embeddings.normalized_row(index), k, &history_set(&[index]))
+    })
+    .await?;
+    let items = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| ScoredTrack {
+            track_id: state.track_id(n.id),
+            rank: i + 1,
+            score: n.score,
+        })
+        .collect();
+    Ok(Json(SimilarTracks {
+        track_id,
+        backend,
+        items,
+    }))
+}

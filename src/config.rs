@@ -1,0 +1,92 @@
+//! Service settings, from flags and `AUDIOREC_*` environment variables (and
+//! `DATABASE_URL`). Each field's doc comment is its `--help` text.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::dataset::demo::Scale;
+use crate::index::{HnswParams, IndexKind};
+
+/// A secret that never shows up in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("the API key must not be empty".into());
+        }
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "AUDIOREC_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Database: `postgres://user@host/db` or `sqlite://path` (created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://audiorec-data/audiorec.db"
+    )]
+    pub database_url: String,
+    /// Dataset folder with the catalog and embeddings (Music4All-Onion layout). If it does
+    /// not exist, demo data is generated there.
+    #[arg(long, env = "AUDIOREC_DATA", default_value = "audiorec-data/demo")]
+    pub data: PathBuf,
+    /// Size of the demo data generated when the dataset folder does not exist.
+    #[arg(long, env = "AUDIOREC_DEMO_SCALE", value_enum, default_value_t = Scale::Small)]
+    pub demo_scale: Scale,
+    /// Backends to serve (comma-separated); all in the dataset when empty.
+    #[arg(long, env = "AUDIOREC_BACKENDS", value_delimiter = ',')]
+    pub backends: Vec<String>,
+    /// Folder of trained model checkpoints; `<data>/.audiorec/models` when unset.
+    #[arg(long, env = "AUDIOREC_MODELS")]
+    pub models: Option<PathBuf>,
+    /// Bearer key required on write endpoints; reads stay open. Unset: no auth.
+    #[arg(long, env = "AUDIOREC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+    /// Origins allowed by CORS (comma-separated, `*` for any); none when empty.
+    #[arg(long, env = "AUDIOREC_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "AUDIOREC_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "AUDIOREC_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// Evaluations with more users than this run in the background (202 + status URL).
+    #[arg(long, env = "AUDIOREC_SYNC_EVAL_USERS", default_value_t = 200)]
+    pub sync_eval_users: usize,
+    /// Nearest-neighbour index for serving.
+    #[arg(long, env = "AUDIOREC_INDEX", value_enum, default_value_t = IndexKind::Hnsw)]
+    pub index: IndexKind,
+    /// HNSW candidate list size while searching.
+    #[arg(long, env = "AUDIOREC_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
+    pub ef_search: usize,
+}
+
+impl Settings {
+    pub fn hnsw(&self) -> HnswParams {
+        HnswParams {
+            ef_search: self.ef_search,
+            ..HnswParams::default()
+        }
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.models
+            .clone()
+            .unwrap_or_else(|| self.data.join(crate::dataset::DERIVED_DIR).join("models"))
+    }
+}

@@ -1,0 +1,83 @@
+//! The recommenders a running service offers, keyed by (model, backend), over one catalog.
+//!
+//! The service serves every catalog track (not only train tracks): a track added with its
+//! embedding is recommendable by content-based models as soon as the service loads it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::Recommender;
+use super::knn::KnnRecommender;
+use crate::dataset::Vocab;
+use crate::embeddings::Embeddings;
+use crate::index::{HnswParams, IndexKind};
+
+/// Everything the API needs to answer from memory: the catalog, the frozen matrices and
+/// the models built on them.
+pub struct Registry {
+    pub catalog: Vocab,
+    pub backends: BTreeMap<String, Arc<Embeddings>>,
+    models: BTreeMap<(String, String), Arc<dyn Recommender>>,
+    knn: BTreeMap<String, Arc<KnnRecommender>>,
+}
+
+impl Registry {
+    /// Builds a KNN recommender over all catalog tracks for each backend.
+    pub fn with_knn(
+        catalog: Vocab,
+        backends: Vec<Embeddings>,
+        index: IndexKind,
+        params: HnswParams,
+    ) -> Self {
+        let items: Vec<u32> = (0..catalog.len() as u32).collect();
+        let mut registry = Self {
+            catalog,
+            backends: BTreeMap::new(),
+            models: BTreeMap::new(),
+            knn: BTreeMap::new(),
+        };
+        for embeddings in backends {
+            let name = embeddings.backend.clone();
+            let embeddings = Arc::new(embeddings);
+            let started = std::time::Instant::now();
+            let knn = Arc::new(KnnRecommender::new(
+                embeddings.clone(),
+                &items,
+                index,
+                params,
+            ));
+            tracing::info!(backend = %name, dim = embeddings.dim, tracks = items.len(), seconds = started.elapsed().as_secs_f64(), "KNN index ready");
+            registry.knn.insert(name.clone(), knn.clone());
+            registry.add(knn);
+            registry.backends.insert(name, embeddings);
+        }
+        registry
+    }
+
+    /// Adds (or replaces) a model under its (model, backend) name.
+    pub fn add(&mut self, recommender: Arc<dyn Recommender>) {
+        let key = (
+            recommender.model().to_string(),
+            recommender.backend().to_string(),
+        );
+        self.models.insert(key, recommender);
+    }
+
+    pub fn get(&self, model: &str, backend: &str) -> Option<&Arc<dyn Recommender>> {
+        self.models.get(&(model.to_string(), backend.to_string()))
+    }
+
+    /// The KNN recommender of a backend, whose index also answers "similar tracks".
+    pub fn knn(&self, backend: &str) -> Option<&Arc<KnnRecommender>> {
+        self.knn.get(backend)
+    }
+
+    /// (model, backend) pairs on offer.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.models.keys().map(|(m, b)| (m.as_str(), b.as_str()))
+    }
+
+    pub fn has_model(&self, model: &str) -> bool {
+        self.models.keys().any(|(m, _)| m == model)
+    }
+}
