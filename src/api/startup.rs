@@ -43,6 +43,11 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// The database pool the service uses (tests close it to simulate an outage).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn port(&self) -> u16 {
         self.address().port()
     }
@@ -91,11 +96,13 @@ async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
             .await?
             .with_context(|| format!("could not write demo data to {}", settings.data.display()))?;
     }
-    if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
-        if let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("could not create {}", dir.display()))?;
-        }
+    let sqlite_dir = settings
+        .database_url
+        .strip_prefix("sqlite://")
+        .and_then(|path| std::path::Path::new(path.split('?').next().unwrap_or(path)).parent());
+    if let Some(dir) = sqlite_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
     }
     let store = Store::connect(&settings.database_url)
         .await

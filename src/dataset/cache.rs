@@ -45,7 +45,9 @@ fn fingerprint(layout: &Layout) -> Vec<(u64, u64)> {
 pub fn write(dataset: &Dataset) -> std::io::Result<()> {
     let dir = dataset.layout.derived();
     fs::create_dir_all(&dir)?;
-    let tmp = dir.join(format!("{FILE}.tmp"));
+    // A unique temporary name: concurrent writers (tests, two commands) never clobber
+    // each other, and the rename makes the new cache appear whole.
+    let tmp = dir.join(format!("{FILE}.{}.tmp", uuid::Uuid::new_v4()));
     let it = &dataset.interactions;
     let header = Header {
         version: VERSION,

@@ -58,7 +58,7 @@ impl Store {
     pub async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = "SELECT u.user_id, u.created_at, \
                    (SELECT COUNT(*) FROM plays p WHERE p.user_id = u.user_id) AS tracks, \
-                   (SELECT COALESCE(SUM(p.play_count), 0) FROM plays p WHERE p.user_id = u.user_id) AS plays \
+                   (SELECT CAST(COALESCE(SUM(p.play_count), 0) AS BIGINT) FROM plays p WHERE p.user_id = u.user_id) AS plays \
                    FROM users u WHERE u.user_id = $1";
         let row = on_pool!(self, pool => sqlx::query(sql).bind(user_id).fetch_optional(pool).await?
             .map(|r| -> Result<UserRecord, sqlx::Error> {

@@ -1,0 +1,212 @@
+//! `spawn_app`: a fresh database per test (a temp SQLite file or a uuid-named Postgres
+//! database), the tiny demo dataset, the real server on a free port.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use audiorec::api::startup::Application;
+use audiorec::config::Settings;
+use audiorec::dataset::demo::{self, Scale};
+use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks};
+use audiorec::index::IndexKind;
+use audiorec::store::Store;
+use serde_json::Value;
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares one test per database from one async body taking a [`Db`].
+macro_rules! on_both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(()) = crate::helpers::postgres_available() {
+                    ($body)(crate::helpers::Db::Postgres).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use on_both_databases;
+
+/// `Some` when Postgres tests should run. CI always sets `TEST_DATABASE_URL`; elsewhere
+/// its absence skips them with a note.
+pub fn postgres_available() -> Option<()> {
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        return Some(());
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI must set TEST_DATABASE_URL"
+    );
+    eprintln!("TEST_DATABASE_URL is not set: skipping the Postgres variant");
+    None
+}
+
+/// The tiny demo dataset, generated and imported once per test process.
+pub fn dataset_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        demo::generate(&dir, Scale::Tiny, 11).expect("demo data");
+        let options = ImportOptions {
+            keep_from: i64::MIN,
+            missing_tracks: MissingTracks::Skip,
+        };
+        Dataset::import(&Layout::new(&dir), options, &|_| {}).expect("import");
+        dir
+    })
+    .clone()
+}
+
+/// The catalog's track ids in index order.
+pub fn track_ids() -> Vec<String> {
+    let text = std::fs::read_to_string(dataset_dir().join("trackid_sorted.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect()
+}
+
+async fn database_url(db: Db) -> String {
+    match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir").keep();
+            format!("sqlite://{}", dir.join("test.db").display())
+        }
+        Db::Postgres => {
+            let base = std::env::var("TEST_DATABASE_URL").expect("checked by postgres_available");
+            let name = format!("audiorec_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (prefix, _) = base.rsplit_once('/').expect("a database URL has a path");
+            format!("{prefix}/{name}")
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+}
+
+pub fn settings(database_url: String) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        data: dataset_dir(),
+        demo_scale: Scale::Tiny,
+        backends: Vec::new(),
+        models: None,
+        api_key: None,
+        cors_origins: vec!["*".into()],
+        request_timeout: 30,
+        body_limit: 1 << 20,
+        sync_eval_users: 200,
+        index: IndexKind::Exact,
+        ef_search: 100,
+    }
+}
+
+/// Starts the service on a fresh database; `configure` adjusts the settings first.
+pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings(database_url(db).await);
+    configure(&mut settings);
+    let app = Application::build(&settings)
+        .await
+        .expect("the service starts");
+    let address = format!("http://{}", app.address());
+    let store = app.store().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        store,
+    }
+}
+
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        decode(r).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        decode(r).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        decode(r).await
+    }
+}
+
+/// Status and JSON body; problem responses must carry `application/problem+json`.
+pub async fn decode(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    if status >= 400 {
+        assert_eq!(
+            content_type, "application/problem+json",
+            "error {status} without problem+json: {body}"
+        );
+        assert_eq!(body["status"], status, "problem status matches: {body}");
+    }
+    (status, body)
+}
+
+/// Asserts an error's status and problem type slug.
+pub fn assert_problem(response: &(u16, Value), status: u16, slug: &str) {
+    assert_eq!(response.0, status, "{}", response.1);
+    assert_eq!(
+        response.1["type"],
+        format!("/problems/{slug}"),
+        "{}",
+        response.1
+    );
+    assert!(!response.1["detail"].as_str().unwrap_or_default().is_empty());
+}
