@@ -1,0 +1,196 @@
+//! Load benchmark of the HTTP service on `paper` demo data with its 1024-d backend:
+//! throughput and p50/p99 latency of KNN recommendations for stored users, against
+//! `/health` measured in the same run, then listen ingestion in batches.
+//!
+//! The server and this load generator share the machine (2 cores here): the figures are
+//! a lower bound on what the server does alone. Run with `cargo bench --bench api_load`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use audiorec::api::startup::Application;
+use audiorec::config::Settings;
+use audiorec::dataset::demo::{self, Scale};
+use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks};
+use audiorec::index::IndexKind;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Concurrent connections.
+const CONNECTIONS: usize = 64;
+/// Length of each measured phase.
+const PHASE: Duration = Duration::from_secs(10);
+/// The 1024-d backend of the paper-shaped demo data.
+const BACKEND: &str = "mert";
+const K: usize = 50;
+/// Listens per ingestion request.
+const LISTEN_BATCH: usize = 1_000;
+
+struct Phase {
+    requests: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+impl Phase {
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<28} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
+            self.requests as f64 / self.seconds,
+            self.p50_ms,
+            self.p99_ms,
+            self.requests,
+            self.errors
+        );
+    }
+}
+
+/// Runs `CONNECTIONS` loops issuing `request(i)` until `PHASE` has passed.
+async fn phase<F, Fut>(request: F) -> Phase
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (request, counter) = (request.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while started.elapsed() < PHASE {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    if !request(i).await {
+                        errors += 1;
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("load task");
+        all.extend(l);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Phase { requests: all.len(), seconds, p50_ms: pct(0.50), p99_ms: pct(0.99), errors }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let data = PathBuf::from(std::env::var("AUDIOREC_BENCH_DATA").unwrap_or_else(|_| "/tmp/paper".into()));
+    if !data.exists() {
+        println!("generating paper-scale demo data in {} ...", data.display());
+        demo::generate(&data, Scale::Paper, 7)?;
+    }
+    let options = ImportOptions { keep_from: i64::MIN, missing_tracks: MissingTracks::Skip };
+    let dataset = Dataset::open(&Layout::new(&data), options)?;
+    let users: Vec<String> = dataset.interactions.users.ids().map(str::to_string).collect();
+    let tracks: Vec<String> = dataset.tracks.ids().map(str::to_string).collect();
+    drop(dataset);
+
+    let database = std::env::var("AUDIOREC_BENCH_DATABASE")
+        .unwrap_or_else(|_| format!("sqlite://{}", data.join("bench.db").display()));
+    let settings = Settings {
+        bind: "127.0.0.1:0".parse()?,
+        database_url: database.clone(),
+        data: data.clone(),
+        demo_scale: Scale::Paper,
+        backends: vec![BACKEND.into()],
+        models: None,
+        api_key: None,
+        cors_origins: Vec::new(),
+        request_timeout: 30,
+        body_limit: 16 << 20,
+        sync_eval_users: 200,
+        index: IndexKind::Hnsw,
+        ef_search: 100,
+    };
+    let started = Instant::now();
+    let app = Application::build(&settings).await?;
+    println!(
+        "service ready in {:.1} s ({} users, {} tracks, backend {BACKEND}, database {database})",
+        started.elapsed().as_secs_f64(),
+        users.len(),
+        tracks.len()
+    );
+    let base = format!("http://{}", app.address());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build()?;
+
+    let (c, b) = (client.clone(), base.clone());
+    let health = phase(move |_| {
+        let (c, b) = (c.clone(), b.clone());
+        async move { c.get(format!("{b}/health")).send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+
+    let (c, b) = (client.clone(), base.clone());
+    let users = Arc::new(users);
+    let us = users.clone();
+    let recs = phase(move |i| {
+        let (c, b) = (c.clone(), b.clone());
+        let user = us[(i * 7919) % us.len()].clone();
+        async move {
+            let url = format!("{b}/v1/users/{user}/recommendations?model=knn&backend={BACKEND}&k={K}");
+            match c.get(url).send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+
+    // Ingestion: new users, each getting batches of random listens.
+    let (c, b) = (client.clone(), base.clone());
+    let tracks = Arc::new(tracks);
+    let run_id = std::process::id();
+    let ingest = phase(move |i| {
+        let (c, b, tracks) = (c.clone(), b.clone(), tracks.clone());
+        async move {
+            let user = format!("bench-{run_id}-{i}");
+            let created = c.post(format!("{b}/v1/users")).json(&serde_json::json!({"user_id": user})).send().await;
+            if !created.is_ok_and(|r| r.status().is_success()) {
+                return false;
+            }
+            let mut rng = StdRng::seed_from_u64(i as u64);
+            let listens: Vec<_> = (0..LISTEN_BATCH)
+                .map(|j| serde_json::json!({"track_id": tracks[rng.random_range(0..tracks.len())], "timestamp": 1_700_000_000 + j as i64}))
+                .collect();
+            let sent = c
+                .post(format!("{b}/v1/users/{user}/listens"))
+                .json(&serde_json::json!({"listens": listens}))
+                .send()
+                .await;
+            sent.is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+
+    println!("\n{CONNECTIONS} connections, {} s per phase, loopback", PHASE.as_secs());
+    health.print("GET /health (baseline)");
+    recs.print("GET recommendations (knn)");
+    println!(
+        "{:<28} {:>9.0} listens/s  (batches of {LISTEN_BATCH}, one user created per batch)",
+        "POST listens",
+        ingest.requests as f64 * LISTEN_BATCH as f64 / ingest.seconds
+    );
+    println!(
+        "\nrecommendations: {:.2} of /health's throughput; targets p99 < 10 ms and >= 2,000 req/s",
+        recs.requests as f64 / recs.seconds / (health.requests as f64 / health.seconds)
+    );
+    Ok(())
+}
