@@ -86,19 +86,34 @@ where
     let seconds = started.elapsed().as_secs_f64();
     all.sort_by(f64::total_cmp);
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Phase { requests: all.len(), seconds, p50_ms: pct(0.50), p99_ms: pct(0.99), errors }
+    Phase {
+        requests: all.len(),
+        seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let data = PathBuf::from(std::env::var("AUDIOREC_BENCH_DATA").unwrap_or_else(|_| "/tmp/paper".into()));
+    let data =
+        PathBuf::from(std::env::var("AUDIOREC_BENCH_DATA").unwrap_or_else(|_| "/tmp/paper".into()));
     if !data.exists() {
         println!("generating paper-scale demo data in {} ...", data.display());
         demo::generate(&data, Scale::Paper, 7)?;
     }
-    let options = ImportOptions { keep_from: i64::MIN, missing_tracks: MissingTracks::Skip };
+    let options = ImportOptions {
+        keep_from: i64::MIN,
+        missing_tracks: MissingTracks::Skip,
+    };
     let dataset = Dataset::open(&Layout::new(&data), options)?;
-    let users: Vec<String> = dataset.interactions.users.ids().map(str::to_string).collect();
+    let users: Vec<String> = dataset
+        .interactions
+        .users
+        .ids()
+        .map(str::to_string)
+        .collect();
     let tracks: Vec<String> = dataset.tracks.ids().map(str::to_string).collect();
     drop(dataset);
 
@@ -129,12 +144,19 @@ async fn main() -> anyhow::Result<()> {
     );
     let base = format!("http://{}", app.address());
     tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()?;
 
     let (c, b) = (client.clone(), base.clone());
     let health = phase(move |_| {
         let (c, b) = (c.clone(), b.clone());
-        async move { c.get(format!("{b}/health")).send().await.is_ok_and(|r| r.status().is_success()) }
+        async move {
+            c.get(format!("{b}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
     })
     .await;
 
@@ -145,7 +167,8 @@ async fn main() -> anyhow::Result<()> {
         let (c, b) = (c.clone(), b.clone());
         let user = us[(i * 7919) % us.len()].clone();
         async move {
-            let url = format!("{b}/v1/users/{user}/recommendations?model=knn&backend={BACKEND}&k={K}");
+            let url =
+                format!("{b}/v1/users/{user}/recommendations?model=knn&backend={BACKEND}&k={K}");
             match c.get(url).send().await {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
@@ -180,7 +203,10 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
 
-    println!("\n{CONNECTIONS} connections, {} s per phase, loopback", PHASE.as_secs());
+    println!(
+        "\n{CONNECTIONS} connections, {} s per phase, loopback",
+        PHASE.as_secs()
+    );
     health.print("GET /health (baseline)");
     recs.print("GET recommendations (knn)");
     println!(

@@ -335,3 +335,62 @@ pub async fn list(
             .collect::<Result<_, _>>()?,
     ))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct Comparison {
+    /// The first run (differences are this run minus the other).
+    pub run: String,
+    pub other: String,
+    /// Users present in both runs, paired by user id (or session label).
+    #[schema(example = 937)]
+    pub users: usize,
+    /// Mean difference and two-sided p-values (paired t-test, Wilcoxon signed-rank).
+    pub metrics: Metrics<eval::PairedTest>,
+}
+
+/// Paired significance tests between two succeeded runs over the users they share: is
+/// one embedding or model better than the other on the same users (the paper's p < 0.05)?
+#[utoipa::path(get, path = "/v1/evaluations/{run_id}/compare/{other_id}", tag = "evaluations",
+    params(("run_id" = String, Path, description = "First run"), ("other_id" = String, Path, description = "Second run")),
+    responses((status = 200, description = "Paired tests per metric", body = Comparison),
+              (status = 404, description = "Unknown run", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A run has not succeeded, or the runs share no users", body = Problem, content_type = "application/problem+json")))]
+pub async fn compare(
+    State(state): State<AppState>,
+    Path((run_id, other_id)): Path<(String, String)>,
+) -> Result<Json<Comparison>, ApiError> {
+    let mut scores = Vec::new();
+    for id in [&run_id, &other_id] {
+        let run = state
+            .store
+            .get_run(id)
+            .await?
+            .ok_or_else(|| ApiError::UnknownRun(id.clone()))?;
+        if run.status != RunStatus::Succeeded {
+            return Err(ApiError::Invalid(format!("run `{id}` has not succeeded")));
+        }
+        scores.push(state.store.run_user_metrics(id).await?);
+    }
+    let other: std::collections::HashMap<&str, &[f64; 5]> = scores[1]
+        .iter()
+        .map(|u| (u.label.as_str(), &u.values))
+        .collect();
+    let pairs: Vec<(&[f64; 5], &[f64; 5])> = scores[0]
+        .iter()
+        .filter_map(|u| other.get(u.label.as_str()).map(|o| (&u.values, *o)))
+        .collect();
+    if pairs.is_empty() {
+        return Err(ApiError::Invalid("the runs share no users".into()));
+    }
+    let metrics = Metrics::from_fn(|i| {
+        let a: Vec<f64> = pairs.iter().map(|p| p.0[i]).collect();
+        let b: Vec<f64> = pairs.iter().map(|p| p.1[i]).collect();
+        eval::paired_test(&a, &b)
+    });
+    Ok(Json(Comparison {
+        run: run_id,
+        other: other_id,
+        users: pairs.len(),
+        metrics,
+    }))
+}

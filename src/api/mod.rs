@@ -142,7 +142,11 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/recommendations", post(recommendations::for_history))
         .route("/v1/evaluations", get(evaluations::list))
-        .route("/v1/evaluations/{run_id}", get(evaluations::get));
+        .route("/v1/evaluations/{run_id}", get(evaluations::get))
+        .route(
+            "/v1/evaluations/{run_id}/compare/{other_id}",
+            get(evaluations::compare),
+        );
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(writes)

@@ -20,7 +20,7 @@ use super::{evaluations, health, recommendations, tracks, users};
         tracks::get, tracks::similar,
         users::create, users::get, users::append_listens, users::list_listens,
         recommendations::models, recommendations::for_user, recommendations::for_history,
-        evaluations::create, evaluations::get, evaluations::list,
+        evaluations::create, evaluations::get, evaluations::list, evaluations::compare,
     ),
     modifiers(&ApiKey),
     tags(
