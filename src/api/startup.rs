@@ -148,8 +148,10 @@ async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
 
     let (index, hnsw) = (settings.index, settings.hnsw());
     let tracks = dataset.tracks;
-    let registry =
-        tokio::task::spawn_blocking(move || Registry::with_knn(tracks, backends, index, hnsw))
-            .await?;
+    let cache = layout.derived().join("index");
+    let registry = tokio::task::spawn_blocking(move || {
+        Registry::with_knn(tracks, backends, index, hnsw, Some(&cache))
+    })
+    .await?;
     Ok(AppState::new(store, registry, settings))
 }

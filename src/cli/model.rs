@@ -64,6 +64,7 @@ impl ModelArgs {
                 &split.train_items,
                 self.index,
                 self.hnsw(),
+                Some(&dataset.layout.derived().join("index")),
             )),
         })
     }

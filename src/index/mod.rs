@@ -66,16 +66,20 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Builds an index of `kind` over the given items, reading each item's normalised row.
+/// With a `cache` folder an HNSW graph is reloaded from there when it was built for the
+/// same rows and parameters, and saved there otherwise.
 pub fn build<'a>(
     kind: IndexKind,
     dim: usize,
     ids: &[u32],
     row: impl Fn(u32) -> &'a [f32],
     params: HnswParams,
+    cache: Option<&std::path::Path>,
 ) -> Box<dyn NeighbourIndex> {
     let rows: Vec<f32> = ids.iter().flat_map(|&id| row(id).iter().copied()).collect();
-    match kind {
-        IndexKind::Exact => Box::new(ExactIndex::new(dim, ids.to_vec(), rows)),
-        IndexKind::Hnsw => Box::new(HnswIndex::build(dim, ids, &rows, params)),
+    match (kind, cache) {
+        (IndexKind::Exact, _) => Box::new(ExactIndex::new(dim, ids.to_vec(), rows)),
+        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, &rows, params)),
+        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, &rows, params)),
     }
 }

@@ -14,12 +14,14 @@ pub struct KnnRecommender {
 }
 
 impl KnnRecommender {
-    /// Indexes `items` (the recommendable tracks) of `embeddings`.
+    /// Indexes `items` (the recommendable tracks) of `embeddings`; `cache` is where HNSW
+    /// graphs are saved and reloaded (see [`index::build`]).
     pub fn new(
         embeddings: Arc<Embeddings>,
         items: &[u32],
         kind: IndexKind,
         params: HnswParams,
+        cache: Option<&std::path::Path>,
     ) -> Self {
         let index = index::build(
             kind,
@@ -27,6 +29,7 @@ impl KnnRecommender {
             items,
             |t| embeddings.normalized_row(t),
             params,
+            cache,
         );
         Self { embeddings, index }
     }

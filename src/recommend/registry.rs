@@ -22,12 +22,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds a KNN recommender over all catalog tracks for each backend.
+    /// Builds a KNN recommender over all catalog tracks for each backend; HNSW graphs are
+    /// cached in `index_cache`.
     pub fn with_knn(
         catalog: Vocab,
         backends: Vec<Embeddings>,
         index: IndexKind,
         params: HnswParams,
+        index_cache: Option<&std::path::Path>,
     ) -> Self {
         let items: Vec<u32> = (0..catalog.len() as u32).collect();
         let mut registry = Self {
@@ -45,6 +47,7 @@ impl Registry {
                 &items,
                 index,
                 params,
+                index_cache,
             ));
             tracing::info!(backend = %name, dim = embeddings.dim, tracks = items.len(), seconds = started.elapsed().as_secs_f64(), "KNN index ready");
             registry.knn.insert(name.clone(), knn.clone());
