@@ -69,6 +69,18 @@ pub enum ImportError {
     },
     #[error("{path}: {detail}")]
     Npy { path: PathBuf, detail: String },
+    #[error(
+        "{path}: dimension {found}, but {manifest} declares {declared} for backend `{backend}`"
+    )]
+    DeclaredDimension {
+        path: PathBuf,
+        manifest: PathBuf,
+        backend: String,
+        declared: usize,
+        found: usize,
+    },
+    #[error("{path}: {detail}")]
+    Manifest { path: PathBuf, detail: String },
     #[error("{path}: {rows} rows but the track id list {ids_path} has {ids}")]
     RowCount {
         path: PathBuf,
