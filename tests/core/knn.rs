@@ -156,6 +156,24 @@ fn both_indexes_honour_an_explicit_exclusion_set() {
         assert_eq!(got.len(), K);
         assert!(got.iter().all(|n| !exclude.contains(&n.id)));
     }
+    // Excluding all but 60 items: both still find 50, all among the 60 (HNSW widens its
+    // beam until it holds k allowed items).
+    let allowed: HashSet<u32> = ids
+        .iter()
+        .step_by(ids.len() / 60)
+        .take(60)
+        .copied()
+        .collect();
+    let all_but: HashSet<u32> = ids
+        .iter()
+        .copied()
+        .filter(|t| !allowed.contains(t))
+        .collect();
+    for index in [&exact as &dyn NeighbourIndex, hnsw] {
+        let got = index.search(&query, K, &all_but);
+        assert_eq!(got.len(), K);
+        assert!(got.iter().all(|n| allowed.contains(&n.id)));
+    }
     // And the exact answer under exclusion is the unexcluded tail of a larger search.
     let wide = exact.search(&query, ids.len(), &HashSet::new());
     let expected: Vec<u32> = wide
