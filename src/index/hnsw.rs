@@ -24,7 +24,10 @@ impl Default for HnswParams {
         Self {
             m: 24,
             ef_construction: 200,
-            ef_search: 100,
+            // Paper-scale demo data, musicnn, 300-track histories excluded: recall@50
+            // against the exact scan 0.957 at ef 100, 0.983 at ef 200 (19x the exact
+            // scan's queries/s), 0.995 at ef 400 (12x).
+            ef_search: 200,
         }
     }
 }
