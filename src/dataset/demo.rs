@@ -18,6 +18,7 @@ use rand_distr::{Distribution, LogNormal, Normal, StandardNormal};
 use super::catalog::write_track_ids;
 use super::time::{format_timestamp, parse_timestamp};
 use super::{EMBEDDINGS_DIR, PLAYS_FILE, TRACK_IDS_FILE, Vocab};
+use crate::embeddings::manifest::{self, BackendInfo, Manifest};
 use crate::embeddings::npy::write_f32_matrix;
 
 /// How big a demo dataset to make.
@@ -108,7 +109,8 @@ pub struct DemoSummary {
     pub plays: u64,
 }
 
-/// Writes a dataset folder: plays TSV, sorted track ids and one `.npy` per backend.
+/// Writes a dataset folder: plays TSV, sorted track ids, one `.npy` per backend and the
+/// manifest declaring their dimensions.
 pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSummary> {
     let shape = scale.shape();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -160,6 +162,8 @@ pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSumm
         )?;
     }
 
+    write_manifest(&out.join(EMBEDDINGS_DIR).join(manifest::FILE))?;
+
     let plays = write_plays(
         &out.join(PLAYS_FILE),
         &shape,
@@ -174,6 +178,30 @@ pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSumm
         tracks: shape.tracks,
         plays,
     })
+}
+
+/// Declares the demo backends, so that their names (shared with real models) are checked
+/// against these dimensions rather than the built-in paper manifest.
+fn write_manifest(path: &Path) -> std::io::Result<()> {
+    let backends = BACKENDS
+        .iter()
+        .map(|b| {
+            let description = match b.noise {
+                Some(sigma) => format!(
+                    "synthetic: tanh of a random projection of the latent track factors plus N(0, {sigma}^2) noise"
+                ),
+                None => "synthetic: N(0, 1) noise, no information about the tracks".into(),
+            };
+            (
+                b.name.to_string(),
+                BackendInfo {
+                    dim: b.dim,
+                    description,
+                },
+            )
+        })
+        .collect();
+    Manifest::write(path, &backends)
 }
 
 fn random_id(rng: &mut StdRng) -> String {

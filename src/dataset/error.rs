@@ -51,6 +51,8 @@ pub enum ImportError {
         line: u64,
         id: String,
     },
+    /// In a `.npy` file `row` and `column` are 0-based matrix indices (as numpy indexes
+    /// them); in a TSV file they are the 1-based line and field of the text.
     #[error(
         "{path}: row {row}, column {column}: value is {value} (NaN and infinity are not embeddings)"
     )]
@@ -60,6 +62,7 @@ pub enum ImportError {
         column: usize,
         value: f32,
     },
+    /// A TSV row (`row` is its 1-based line) narrower or wider than the header.
     #[error("{path}: row {row}: dimension {found}, expected {expected}")]
     Dimension {
         path: PathBuf,
@@ -69,6 +72,18 @@ pub enum ImportError {
     },
     #[error("{path}: {detail}")]
     Npy { path: PathBuf, detail: String },
+    #[error(
+        "{path}: dimension {found}, but {manifest} declares {declared} for backend `{backend}`"
+    )]
+    DeclaredDimension {
+        path: PathBuf,
+        manifest: PathBuf,
+        backend: String,
+        declared: usize,
+        found: usize,
+    },
+    #[error("{path}: {detail}")]
+    Manifest { path: PathBuf, detail: String },
     #[error("{path}: {rows} rows but the track id list {ids_path} has {ids}")]
     RowCount {
         path: PathBuf,

@@ -15,15 +15,26 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn digits(b: &[u8]) -> Option<u32> {
-    let mut v = 0u32;
+/// The decimal value of an all-digit field; `None` for any other byte or on overflow
+/// (an over-long number is bad input, not a reason to panic).
+fn digits(b: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
     for &c in b {
         if !c.is_ascii_digit() {
             return None;
         }
-        v = v * 10 + (c - b'0') as u32;
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
     }
     Some(v)
+}
+
+fn days_in_month(y: u64, m: u64) -> u64 {
+    match m {
+        2 if y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400)) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (or with `T`) or integer Unix seconds.
@@ -31,10 +42,10 @@ pub fn parse_timestamp(s: &[u8]) -> Option<i64> {
     let s = s.trim_ascii();
     if s.len() >= 10 && s[4] == b'-' && s[7] == b'-' {
         let (y, m, d) = (digits(&s[0..4])?, digits(&s[5..7])?, digits(&s[8..10])?);
-        if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
             return None;
         }
-        let mut secs = days_from_civil(y as i64, m, d) * 86_400;
+        let mut secs = days_from_civil(y as i64, m as u32, d as u32) * 86_400;
         if s.len() > 10 {
             let t = &s[11..];
             if !(s[10] == b' ' || s[10] == b'T') || t.len() < 8 || t[2] != b':' || t[5] != b':' {
@@ -109,12 +120,21 @@ mod tests {
             Some(1_582_206_307)
         );
         assert_eq!(parse_timestamp(b"1582206307"), Some(1_582_206_307));
+        assert_eq!(parse_timestamp(b"2020-02-29"), Some(1_582_934_400));
+        // More than u32 holds: parsed, where it used to overflow (a panic in debug).
+        assert_eq!(parse_timestamp(b"99999999999"), Some(99_999_999_999));
+        assert_eq!(
+            parse_timestamp(b"9999-12-31 23:59:59"),
+            Some(253_402_300_799)
+        );
         assert_eq!(format_timestamp(1_582_206_307), "2020-02-20 13:45:07");
         for bad in [
             &b"2020-13-01"[..],
             b"20-02-2020",
             b"yesterday",
             b"2020-02-20 25:00:00",
+            b"2019-02-29",
+            b"2020-04-31",
             b"",
         ] {
             assert_eq!(

@@ -4,6 +4,7 @@
 //! or `<backend>.tsv` (Onion style). The matrix is never trained; the models read it, and
 //! the KNN baseline and the index use its L2-normalised copy.
 
+pub mod manifest;
 pub mod npy;
 pub mod tsv;
 
@@ -125,8 +126,9 @@ pub fn list_backends(embeddings_dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Loads one backend's file, aligned with `catalog`. `ids_path` names the id list in
-/// errors about row counts.
+/// Loads one backend's file, aligned with `catalog`, and checks its width against the
+/// manifest in force for its folder. `ids_path` names the id list in errors about row
+/// counts.
 pub fn load(
     path: &Path,
     backend: &str,
@@ -148,5 +150,7 @@ pub fn load(
         let (raw, dim, _) = tsv::read_tsv_matrix(path, Some(catalog))?;
         (raw, dim)
     };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    manifest::Manifest::for_dir(dir)?.check(backend, path, dim)?;
     Embeddings::new(backend, raw, dim, path)
 }

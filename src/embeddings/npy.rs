@@ -23,6 +23,9 @@ pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize), ImportEr
     if &magic[..6] != b"\x93NUMPY" {
         return Err(err("not a .npy file (bad magic)".into()));
     }
+    if !(1..=3).contains(&magic[6]) {
+        return Err(err(format!("unsupported .npy format version {}", magic[6])));
+    }
     let header_len = if magic[6] == 1 {
         let mut b = [0u8; 2];
         file.read_exact(&mut b)
@@ -68,7 +71,11 @@ pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize), ImportEr
         )));
     };
     let data_offset = 6 + 2 + if magic[6] == 1 { 2 } else { 4 } + header_len;
-    let expected = (rows * cols * 4) as u64;
+    // A corrupt header can claim any shape: overflow is an error, not a panic.
+    let expected = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(4))
+        .ok_or_else(|| err(format!("shape {shape} is too large")))? as u64;
     let actual = file_len.saturating_sub(data_offset as u64);
     if actual != expected {
         return Err(err(format!(

@@ -26,7 +26,10 @@ impl Default for HnswParams {
         Self {
             m: 24,
             ef_construction: 200,
-            ef_search: 100,
+            // Paper-scale demo data, musicnn, 300-track histories excluded: recall@50
+            // against the exact scan 0.957 at ef 100, 0.983 at ef 200 (19x the exact
+            // scan's queries/s), 0.995 at ef 400 (12x).
+            ef_search: 200,
         }
     }
 }
@@ -136,21 +139,31 @@ impl NeighbourIndex for HnswIndex {
         // DistDot asserts unit vectors; normalise defensively (cheap next to the search).
         let mut q = query.to_vec();
         l2_normalize(&mut q);
-        let ef = self.ef_search.load(Ordering::Relaxed).max(k);
-        let keep = |id: &usize| !exclude.contains(&(*id as u32));
-        let filter: Option<&dyn hnsw_rs::prelude::FilterT> = if exclude.is_empty() {
-            None
-        } else {
-            Some(&keep)
-        };
-        self.hnsw
-            .search_filter(&q, k, ef, filter)
-            .into_iter()
-            .map(|n| Neighbour {
-                id: n.d_id as u32,
-                score: 1.0 - n.distance,
-            })
-            .collect()
+        // Exclusions are applied to the beam's results, not through hnsw_rs's
+        // `search_filter`: with a filter, hnsw_rs 0.3.5 never takes its early exit and keeps
+        // expanding candidates, which made a query with a 300-track history slower than
+        // the exact scan at ef 400 (measured on paper-scale demo data). A user's own
+        // tracks crowd the top of the ranking, so when the beam holds fewer than k
+        // allowed items it is widened (ef doubled) until it does or covers every item.
+        let mut ef = self.ef_search.load(Ordering::Relaxed).max(k);
+        loop {
+            let want = ef.min(self.len);
+            let found = self.hnsw.search(&q, want, ef);
+            let exhausted = want >= self.len || found.len() < want;
+            let kept: Vec<Neighbour> = found
+                .into_iter()
+                .filter(|n| !exclude.contains(&(n.d_id as u32)))
+                .take(k)
+                .map(|n| Neighbour {
+                    id: n.d_id as u32,
+                    score: 1.0 - n.distance,
+                })
+                .collect();
+            if kept.len() >= k || exhausted {
+                return kept;
+            }
+            ef *= 2;
+        }
     }
 }
 
