@@ -5,9 +5,10 @@
 //! time, and only the aggregates are kept in memory.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::error::ImportError;
@@ -68,11 +69,27 @@ impl Interactions {
 
     /// Builds the sorted columns from an aggregate map keyed by `user << 32 | track`.
     pub fn from_aggregates(users: Vocab, agg: FxHashMap<u64, (i64, u32)>) -> Self {
-        let mut rows: Vec<(u32, i64, u32, u32)> = agg
+        let rows = agg
             .into_iter()
-            .map(|(k, (ts, c))| ((k >> 32) as u32, ts, k as u32, c))
+            .map(|(k, (ts, c))| ((k >> 32) as u32, k as u32, ts, c))
             .collect();
-        rows.sort_unstable();
+        Self::from_rows(users, rows)
+    }
+
+    /// Builds the sorted columns from `(user, track, first listen, count)` rows in which a
+    /// pair may appear more than once (pre-aggregated parts of the file): repeats are
+    /// merged (earliest first listen, summed counts).
+    pub fn from_rows(users: Vocab, mut rows: Vec<(u32, u32, i64, u32)>) -> Self {
+        rows.par_sort_unstable_by_key(|r| (r.0, r.1));
+        rows.dedup_by(|next, kept| {
+            let same = (next.0, next.1) == (kept.0, kept.1);
+            if same {
+                kept.2 = kept.2.min(next.2);
+                kept.3 += next.3;
+            }
+            same
+        });
+        rows.par_sort_unstable_by_key(|r| (r.0, r.2, r.1));
         let mut out = Interactions {
             users,
             user: Vec::with_capacity(rows.len()),
@@ -80,10 +97,10 @@ impl Interactions {
             first_ts: Vec::with_capacity(rows.len()),
             count: Vec::with_capacity(rows.len()),
         };
-        for (u, ts, t, c) in rows {
+        for (u, t, ts, c) in rows {
             out.user.push(u);
-            out.first_ts.push(ts);
             out.track.push(t);
+            out.first_ts.push(ts);
             out.count.push(c);
         }
         out
@@ -92,8 +109,16 @@ impl Interactions {
 
 pub const PLAYS_HEADER: [&str; 3] = ["user_id", "track_id", "timestamp"];
 
+/// Bytes of plays parsed by one task: large enough to amortise the hand-off, small enough
+/// that a batch of them per core stays well under the memory budget.
+const BLOCK: usize = 8 << 20;
+
 /// Reads a plays TSV, keeping rows with `timestamp >= keep_from`, and aggregates them.
 /// `tracks` is the catalog; plays of other tracks follow `missing`.
+///
+/// The file is read in blocks of whole lines that are parsed and pre-aggregated in
+/// parallel (rayon); blocks are merged in file order, so users are numbered by first
+/// appearance and the first bad line reported is the first in the file.
 pub fn read_plays(
     path: &Path,
     tracks: &Vocab,
@@ -103,11 +128,11 @@ pub fn read_plays(
 ) -> Result<(Interactions, PlayStats), ImportError> {
     let file = File::open(path).map_err(ImportError::io(path))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::with_capacity(256);
-    let io = ImportError::io;
-
-    reader.read_until(b'\n', &mut line).map_err(io(path))?;
-    let header = String::from_utf8_lossy(strip_eol(&line)).into_owned();
+    let mut header = Vec::with_capacity(256);
+    reader
+        .read_until(b'\n', &mut header)
+        .map_err(ImportError::io(path))?;
+    let header = String::from_utf8_lossy(strip_eol(&header)).into_owned();
     if header.split('\t').map(str::trim).ne(PLAYS_HEADER) {
         return Err(ImportError::Header {
             path: path.into(),
@@ -116,98 +141,221 @@ pub fn read_plays(
         });
     }
 
+    let parser = BlockParser {
+        tracks,
+        keep_from,
+        missing,
+    };
+    let batch = rayon::current_num_threads().max(1) * 2;
     let mut users = Vocab::new();
-    let mut agg: FxHashMap<u64, (i64, u32)> = FxHashMap::default();
+    let mut rows: Vec<(u32, u32, i64, u32)> = Vec::new();
     let mut stats = PlayStats::default();
-    let mut line_no = 1u64;
-    // Onion files are grouped by user: remember the last one to skip most hash lookups.
-    let mut last_user: Option<(Vec<u8>, u32)> = None;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(io(path))? == 0 {
-            break;
-        }
-        line_no += 1;
-        let row = strip_eol(&line);
-        if row.is_empty() {
-            continue;
-        }
-        stats.rows += 1;
-        if stats.rows % (1 << 20) == 0 {
-            progress(stats.rows);
-        }
-        let mut cols = row.split(|&b| b == b'\t');
-        let (Some(u), Some(t), Some(ts), None) =
-            (cols.next(), cols.next(), cols.next(), cols.next())
-        else {
-            return Err(ImportError::Columns {
-                path: path.into(),
-                line: line_no,
-                expected: 3,
-                found: row.split(|&b| b == b'\t').count(),
-            });
-        };
-        let ts = parse_timestamp(ts).ok_or_else(|| ImportError::Timestamp {
-            path: path.into(),
-            line: line_no,
-            value: String::from_utf8_lossy(ts).into_owned(),
-        })?;
-        if u.is_empty() || t.is_empty() {
-            return Err(ImportError::Line {
-                path: path.into(),
-                line: line_no,
-                detail: "empty user or track id".into(),
-            });
-        }
-        if ts < keep_from {
-            stats.before_keep_from += 1;
-            continue;
-        }
-        let track_str = std::str::from_utf8(t).map_err(|_| utf8_error(path, line_no))?;
-        let Some(track) = tracks.get(track_str) else {
-            match missing {
-                MissingTracks::Skip => {
-                    stats.unknown_track += 1;
-                    continue;
-                }
-                MissingTracks::Fail => {
-                    return Err(ImportError::UnknownTrack {
-                        path: path.into(),
-                        line: line_no,
-                        track: track_str.into(),
-                    });
+    let mut line_base = 1u64;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut eof = false;
+    while !eof {
+        let mut blocks = Vec::with_capacity(batch);
+        while blocks.len() < batch && !eof {
+            let mut buf = std::mem::take(&mut carry);
+            let before = buf.len();
+            (&mut reader)
+                .take(BLOCK as u64)
+                .read_to_end(&mut buf)
+                .map_err(ImportError::io(path))?;
+            if buf.len() == before {
+                eof = true;
+            } else {
+                // Keep the partial last line for the next block.
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(pos) => carry = buf.split_off(pos + 1),
+                    None => {
+                        carry = buf;
+                        continue;
+                    }
                 }
             }
-        };
-        let user = match &last_user {
-            Some((bytes, idx)) if bytes.as_slice() == u => *idx,
-            _ => {
-                let s = std::str::from_utf8(u).map_err(|_| utf8_error(path, line_no))?;
-                let idx = users.intern(s);
-                last_user = Some((u.to_vec(), idx));
-                idx
+            if eof && !buf.is_empty() && buf.last() != Some(&b'\n') {
+                buf.push(b'\n');
             }
-        };
-        let e = agg
-            .entry(((user as u64) << 32) | track as u64)
-            .or_insert((ts, 0));
-        e.0 = e.0.min(ts);
-        e.1 += 1;
+            if !buf.is_empty() {
+                blocks.push(buf);
+            }
+        }
+        let parsed: Vec<Block> = blocks.par_iter().map(|b| parser.parse(b)).collect();
+        for block in parsed {
+            if let Some((line, error)) = block.error {
+                return Err(error.into_import_error(path, line_base + line));
+            }
+            let global: Vec<u32> = block.users.iter().map(|u| users.intern(u)).collect();
+            rows.extend(
+                block
+                    .pairs
+                    .into_iter()
+                    .map(|(u, t, ts, c)| (global[u as usize], t, ts, c)),
+            );
+            stats.rows += block.stats.rows;
+            stats.before_keep_from += block.stats.before_keep_from;
+            stats.unknown_track += block.stats.unknown_track;
+            line_base += block.lines;
+        }
+        progress(stats.rows);
     }
-    if agg.is_empty() {
+    if rows.is_empty() {
         return Err(ImportError::Empty {
             path: path.into(),
             keep_from: format_timestamp(keep_from),
         });
     }
-    Ok((Interactions::from_aggregates(users, agg), stats))
+    Ok((Interactions::from_rows(users, rows), stats))
 }
 
-fn utf8_error(path: &Path, line: u64) -> ImportError {
-    ImportError::Line {
-        path: path.into(),
-        line,
-        detail: "id is not valid UTF-8".into(),
+/// What went wrong on a line, before the line's number in the whole file is known.
+enum LineError {
+    Columns(usize),
+    Timestamp(String),
+    EmptyId,
+    Utf8,
+    UnknownTrack(String),
+}
+
+impl LineError {
+    fn into_import_error(self, path: &Path, line: u64) -> ImportError {
+        let path = path.into();
+        match self {
+            LineError::Columns(found) => ImportError::Columns {
+                path,
+                line,
+                expected: 3,
+                found,
+            },
+            LineError::Timestamp(value) => ImportError::Timestamp { path, line, value },
+            LineError::EmptyId => ImportError::Line {
+                path,
+                line,
+                detail: "empty user or track id".into(),
+            },
+            LineError::Utf8 => ImportError::Line {
+                path,
+                line,
+                detail: "id is not valid UTF-8".into(),
+            },
+            LineError::UnknownTrack(track) => ImportError::UnknownTrack { path, line, track },
+        }
+    }
+}
+
+/// One block's result: its users in order of appearance, its (local user, track, first
+/// listen, count) aggregates, and the first bad line (relative to the block) if any.
+struct Block {
+    users: Vec<Box<str>>,
+    pairs: Vec<(u32, u32, i64, u32)>,
+    stats: PlayStats,
+    lines: u64,
+    error: Option<(u64, LineError)>,
+}
+
+struct BlockParser<'a> {
+    tracks: &'a Vocab,
+    keep_from: i64,
+    missing: MissingTracks,
+}
+
+impl BlockParser<'_> {
+    /// Parses whole lines (the block ends with a newline).
+    fn parse(&self, data: &[u8]) -> Block {
+        let mut block = Block {
+            users: Vec::new(),
+            pairs: Vec::new(),
+            stats: PlayStats::default(),
+            lines: 0,
+            error: None,
+        };
+        let mut agg: FxHashMap<u64, (i64, u32)> = FxHashMap::default();
+        let mut local: FxHashMap<&[u8], u32> = FxHashMap::default();
+        // Onion files are grouped by user: remember the last one to skip most lookups.
+        let mut last: Option<(&[u8], u32)> = None;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', data) {
+            let row = strip_eol(&data[start..=end]);
+            start = end + 1;
+            block.lines += 1;
+            if row.is_empty() {
+                continue;
+            }
+            block.stats.rows += 1;
+            match self.parse_row(row, &mut block, &mut local, &mut last) {
+                Ok(Some((user, track, ts))) => {
+                    let e = agg
+                        .entry(((user as u64) << 32) | track as u64)
+                        .or_insert((ts, 0));
+                    e.0 = e.0.min(ts);
+                    e.1 += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    block.error = Some((block.lines, e));
+                    return block;
+                }
+            }
+        }
+        block.pairs = agg
+            .into_iter()
+            .map(|(k, (ts, c))| ((k >> 32) as u32, k as u32, ts, c))
+            .collect();
+        block
+    }
+
+    /// The row's (local user, track, timestamp), or `None` when the row is skipped.
+    fn parse_row<'d>(
+        &self,
+        row: &'d [u8],
+        block: &mut Block,
+        local: &mut FxHashMap<&'d [u8], u32>,
+        last: &mut Option<(&'d [u8], u32)>,
+    ) -> Result<Option<(u32, u32, i64)>, LineError> {
+        let mut cols = row.split(|&b| b == b'\t');
+        let (Some(u), Some(t), Some(ts), None) =
+            (cols.next(), cols.next(), cols.next(), cols.next())
+        else {
+            return Err(LineError::Columns(row.split(|&b| b == b'\t').count()));
+        };
+        let ts = parse_timestamp(ts)
+            .ok_or_else(|| LineError::Timestamp(String::from_utf8_lossy(ts).into_owned()))?;
+        if u.is_empty() || t.is_empty() {
+            return Err(LineError::EmptyId);
+        }
+        if ts < self.keep_from {
+            block.stats.before_keep_from += 1;
+            return Ok(None);
+        }
+        let track_str = std::str::from_utf8(t).map_err(|_| LineError::Utf8)?;
+        let Some(track) = self.tracks.get(track_str) else {
+            return match self.missing {
+                MissingTracks::Skip => {
+                    block.stats.unknown_track += 1;
+                    Ok(None)
+                }
+                MissingTracks::Fail => Err(LineError::UnknownTrack(track_str.into())),
+            };
+        };
+        let user = match *last {
+            Some((bytes, idx)) if bytes == u => idx,
+            _ => {
+                let idx = match local.get(u) {
+                    Some(&idx) => idx,
+                    None => {
+                        let s = std::str::from_utf8(u).map_err(|_| LineError::Utf8)?;
+                        let idx = block.users.len() as u32;
+                        block.users.push(s.into());
+                        local.insert(u, idx);
+                        idx
+                    }
+                };
+                *last = Some((u, idx));
+                idx
+            }
+        };
+        Ok(Some((user, track, ts)))
     }
 }
 
