@@ -4,6 +4,7 @@
 //! is exactly what is served. KNN, the Shallow Net and BERT4Rec implement it.
 
 pub mod knn;
+pub mod shallow;
 
 use std::collections::HashSet;
 

@@ -2,6 +2,7 @@
 //! schedules) live here; each model has its own module.
 
 pub mod schedule;
+pub mod shallow;
 
 use candle_core::Device;
 
