@@ -56,7 +56,9 @@ pub fn batch_scores(
     negatives: &[u32],
     per_pair: usize,
 ) -> Result<(Tensor, Tensor)> {
-    let fused = net.weight.device().is_cpu();
+    // The fused op's loops are this crate's code, which debug builds leave unoptimised
+    // (dependencies are optimised even there); candle's gather kernels are faster then.
+    let fused = net.weight.device().is_cpu() && !cfg!(debug_assertions);
     batch_scores_with(net, users, items, negatives, per_pair, fused)
 }
 
