@@ -118,6 +118,8 @@ pub struct CheckpointConfig {
     /// Rows of a learned item table (0 when the items are the frozen backend matrix).
     pub item_rows: usize,
     pub device: String,
+    /// The untrained model's validation loss (the baseline every epoch must beat).
+    pub initial_validation_loss: f64,
     pub best_epoch: Option<usize>,
     pub best_validation_loss: Option<f64>,
     pub curve: Vec<EpochRecord>,

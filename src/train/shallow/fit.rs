@@ -243,6 +243,9 @@ pub fn fit(
         (net_from_checkpoint(&ckpt, data.embeddings, device)?, config)
     } else {
         let net = fresh_net(params, &data, &rows, device)?;
+        let initial = evaluate_loss(&net, &validation, &val_negatives, params)?;
+        let mut early_stopping = EarlyStopping::new(params.early_stopping_patience);
+        early_stopping.step(initial);
         let config = CheckpointConfig {
             model: "shallow".into(),
             params: params.clone(),
@@ -256,8 +259,9 @@ pub fn fit(
                 0
             },
             device: format!("{device:?}"),
+            initial_validation_loss: initial,
             best_epoch: None,
-            best_validation_loss: None,
+            best_validation_loss: Some(initial),
             curve: Vec::new(),
             state: TrainState {
                 epochs_done: 0,
@@ -267,11 +271,11 @@ pub fn fit(
                     params.plateau_patience,
                     params.min_lr,
                 ),
-                early_stopping: EarlyStopping::new(params.early_stopping_patience),
+                early_stopping,
                 finished: None,
             },
         };
-        // The untrained model is the best until an epoch beats it.
+        // The untrained model is the best until an epoch beats its validation loss.
         write_weights(&paths.weights(), &net.named_tensors())?;
         write_weights(&paths.last(), &net.named_tensors())?;
         write_config(paths, &config)?;
