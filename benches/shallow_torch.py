@@ -14,17 +14,12 @@ paper-sized data); it prints seconds per epoch and per batch.
 """
 
 import argparse
-import datetime as dt
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def unix(date):
-    return int(dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc).timestamp())
 
 
 def train_pairs(data_dir, keep_from="2019-02-20", test_from="2020-02-20"):
@@ -35,14 +30,14 @@ def train_pairs(data_dir, keep_from="2019-02-20", test_from="2020-02-20"):
         for line in f:
             idx, tid = line.rstrip("\n").split(",")
             ids[tid] = int(idx)
-    lo, hi = unix(keep_from), unix(test_from)
+    # "YYYY-MM-DD HH:MM:SS" timestamps compare as strings.
+    lo, hi = keep_from, test_from
     first = {}
     users = {}
     with open(f"{data_dir}/userid_trackid_timestamp.tsv") as f:
         next(f)
         for line in f:
             u, t, ts = line.rstrip("\n").split("\t")
-            ts = int(dt.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc).timestamp())
             if ts < lo or t not in ids:
                 continue
             key = (u, ids[t])
