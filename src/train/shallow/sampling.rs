@@ -27,7 +27,7 @@ impl Pairs {
         self.items.push(item);
     }
 
-    /// The pairs at `order[range]`, in that order.
+    /// The pairs at the positions listed in `order`, in that order.
     pub fn gather(&self, order: &[u32]) -> Pairs {
         Pairs {
             users: order.iter().map(|&i| self.users[i as usize]).collect(),
