@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         sync_eval_users: 200,
         index: IndexKind::Hnsw,
         ef_search: 100,
+        device: "cpu".into(),
     };
     let started = Instant::now();
     let app = Application::build(&settings).await?;

@@ -71,6 +71,9 @@ pub struct Settings {
     /// Nearest-neighbour index for serving.
     #[arg(long, env = "AUDIOREC_INDEX", value_enum, default_value_t = IndexKind::Hnsw)]
     pub index: IndexKind,
+    /// Device for the neural models: cpu, cuda or cuda:N (CUDA needs `--features cuda`).
+    #[arg(long, env = "AUDIOREC_DEVICE", default_value = "cpu")]
+    pub device: String,
     /// HNSW candidate list size while searching.
     #[arg(long, env = "AUDIOREC_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
@@ -87,6 +90,6 @@ impl Settings {
     pub fn models_dir(&self) -> PathBuf {
         self.models
             .clone()
-            .unwrap_or_else(|| self.data.join(crate::dataset::DERIVED_DIR).join("models"))
+            .unwrap_or_else(|| crate::dataset::Layout::new(&self.data).models())
     }
 }

@@ -1,17 +1,22 @@
 //! Flags that choose and configure a recommender, and building it from a split.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use audiorec::dataset::{Dataset, Split};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::recommend::Recommender;
 use audiorec::recommend::knn::KnnRecommender;
+use audiorec::recommend::shallow::ShallowRecommender;
 
 /// Which recommender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Model {
     /// Mean of the history's embeddings, nearest tracks by cosine.
     Knn,
+    /// A trained Shallow Net checkpoint (`audiorec train shallow`).
+    Shallow,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +38,15 @@ pub struct ModelArgs {
     /// HNSW candidate list size while searching (raised to k when smaller).
     #[arg(long, default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
+    /// Where trained checkpoints are (default DIR/.audiorec/models).
+    #[arg(long, env = "AUDIOREC_MODELS")]
+    pub models: Option<PathBuf>,
+    /// A checkpoint file or folder to serve, instead of <models>/<model>-<backend>.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// cpu, cuda or cuda:N for neural models (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu", env = "AUDIOREC_DEVICE")]
+    pub device: String,
 }
 
 impl ModelArgs {
@@ -51,6 +65,8 @@ impl ModelArgs {
             "backend": self.backend,
             "index": self.index,
             "hnsw": self.hnsw(),
+            "checkpoint": self.checkpoint,
+            "device": self.device,
         })
     }
 
@@ -66,6 +82,28 @@ impl ModelArgs {
                 self.hnsw(),
                 Some(&dataset.layout.derived().join("index")),
             )),
+            Model::Shallow => {
+                let device =
+                    audiorec::train::parse_device(&self.device).map_err(anyhow::Error::msg)?;
+                let path = self.checkpoint.clone().unwrap_or_else(|| {
+                    self.models
+                        .clone()
+                        .unwrap_or_else(|| dataset.layout.models())
+                });
+                Box::new(
+                    ShallowRecommender::load(
+                        &path,
+                        embeddings,
+                        &split.train_items,
+                        self.index,
+                        self.hnsw(),
+                        &device,
+                    )
+                    .with_context(|| {
+                        format!("could not load the shallow net from {}", path.display())
+                    })?,
+                )
+            }
         })
     }
 }

@@ -57,6 +57,10 @@ impl Layout {
     pub fn split_file(&self) -> PathBuf {
         self.derived().join("split.json")
     }
+    /// Where trained model checkpoints go by default.
+    pub fn models(&self) -> PathBuf {
+        self.derived().join("models")
+    }
     pub fn backends(&self) -> Result<Vec<String>, ImportError> {
         let dir = self.embeddings_dir();
         let names = embeddings::list_backends(&dir).map_err(ImportError::io(&dir))?;

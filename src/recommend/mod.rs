@@ -5,6 +5,7 @@
 
 pub mod knn;
 pub mod registry;
+pub mod shallow;
 
 use std::collections::HashSet;
 

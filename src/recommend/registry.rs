@@ -6,8 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::path::Path;
+
+use candle_core::Device;
+
 use super::Recommender;
 use super::knn::KnnRecommender;
+use super::shallow::ShallowRecommender;
 use crate::dataset::Vocab;
 use crate::embeddings::Embeddings;
 use crate::index::{HnswParams, IndexKind};
@@ -55,6 +60,45 @@ impl Registry {
             registry.backends.insert(name, embeddings);
         }
         registry
+    }
+
+    /// Loads every trained checkpoint in `models_dir` named `<model>-<backend>` for a
+    /// backend this registry serves, over all catalog tracks. A checkpoint that fails to
+    /// load is logged and skipped: the service still serves what it can.
+    pub fn load_checkpoints(
+        &mut self,
+        models_dir: &Path,
+        device: &Device,
+        index: IndexKind,
+        params: HnswParams,
+    ) {
+        let items: Vec<u32> = (0..self.catalog.len() as u32).collect();
+        let backends: Vec<(String, Arc<Embeddings>)> = self
+            .backends
+            .iter()
+            .map(|(b, e)| (b.clone(), e.clone()))
+            .collect();
+        for (backend, embeddings) in backends {
+            let shallow = models_dir.join(format!("shallow-{backend}.safetensors"));
+            if shallow.is_file() {
+                match ShallowRecommender::load(
+                    models_dir,
+                    embeddings.clone(),
+                    &items,
+                    index,
+                    params,
+                    device,
+                ) {
+                    Ok(model) => {
+                        tracing::info!(%backend, "Shallow Net checkpoint loaded");
+                        self.add(Arc::new(model));
+                    }
+                    Err(e) => {
+                        tracing::error!(%backend, error = %e, "could not load the Shallow Net checkpoint")
+                    }
+                }
+            }
+        }
     }
 
     /// Adds (or replaces) a model under its (model, backend) name.

@@ -53,7 +53,8 @@ pub fn postgres_available() -> Option<()> {
     None
 }
 
-/// The tiny demo dataset, generated and imported once per test process.
+/// The tiny demo dataset, generated and imported once per test process, with a Shallow
+/// Net trained for one epoch on `musicnn` by the real CLI, so every app also serves it.
 pub fn dataset_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -64,6 +65,14 @@ pub fn dataset_dir() -> PathBuf {
             missing_tracks: MissingTracks::Skip,
         };
         Dataset::import(&Layout::new(&dir), options, &|_| {}).expect("import");
+        let trained = std::process::Command::new(env!("CARGO_BIN_EXE_audiorec"))
+            .args(["train", "shallow", "--backend", "musicnn", "--epochs", "1"])
+            .args(["--batch-size", "2000", "--data"])
+            .arg(&dir)
+            .output()
+            .expect("run audiorec train shallow");
+        let stderr = String::from_utf8_lossy(&trained.stderr);
+        assert!(trained.status.success(), "{stderr}");
         dir
     })
     .clone()
@@ -121,6 +130,7 @@ pub fn settings(database_url: String) -> Settings {
         sync_eval_users: 200,
         index: IndexKind::Exact,
         ef_search: 100,
+        device: "cpu".into(),
     }
 }
 

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{Db, on_both_databases, spawn_app, track_ids};
+use crate::helpers::{Db, assert_problem, on_both_databases, spawn_app, track_ids};
 
 on_both_databases!(
     user_listens_recommendations_and_an_evaluation_run,
@@ -76,6 +76,35 @@ on_both_databases!(
                 .unwrap()
                 .iter()
                 .all(|i| i["track_id"] != top.as_str())
+        );
+
+        // The trained Shallow Net serves the same user through the same endpoint.
+        let (status, shallow) = app
+            .get("/v1/users/alice/recommendations?model=shallow&backend=musicnn&k=5")
+            .await;
+        assert_eq!(status, 200, "{shallow}");
+        assert_eq!(shallow["model"], "shallow");
+        let listened = [tracks[0].as_str(), tracks[1].as_str(), top.as_str()];
+        let shallow_items = shallow["items"].as_array().unwrap();
+        assert_eq!(shallow_items.len(), 5);
+        assert!(
+            shallow_items
+                .iter()
+                .all(|i| !listened.contains(&i["track_id"].as_str().unwrap()))
+        );
+        let (_, models) = app.get("/v1/models").await;
+        assert!(
+            models
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["model"] == "shallow" && m["backend"] == "musicnn")
+        );
+        assert_problem(
+            &app.get("/v1/users/alice/recommendations?model=shallow&backend=mert")
+                .await,
+            404,
+            "unknown-model",
         );
 
         // The posted-history path gives the same list as the stored user with that history.

@@ -1,0 +1,481 @@
+//! Serving a trained Shallow Net.
+//!
+//! The item side is a function of content: at load the tower runs once over the content
+//! rows of the recommendable tracks (so a track added after training, with its
+//! embedding, is recommendable at once) and its L2-normalised outputs go into the
+//! nearest-neighbour index. A user of the checkpoint's user table gets their learned
+//! row through the tower; any other user (new or anonymous) gets the paper's
+//! initialisation, the mean of the history's item rows, through the tower.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+
+use super::{Query, RecommendError, Recommender, Scored, history_set};
+use crate::embeddings::{Embeddings, l2_normalize};
+use crate::index::exact::top_k;
+use crate::index::{self, HnswParams, IndexKind, Neighbour, NeighbourIndex};
+use crate::train::shallow::ShallowError;
+use crate::train::shallow::checkpoint::{Checkpoint, CheckpointConfig, CheckpointPaths};
+use crate::train::shallow::model::{matrix, normalize_rows};
+
+/// Rows pushed through the tower at once when indexing items.
+const CHUNK_ROWS: usize = 8192;
+
+/// Users scored per matrix product in a batched exact scan.
+const BATCH_USERS: usize = 512;
+
+pub struct ShallowRecommender {
+    config: CheckpointConfig,
+    embeddings: Arc<Embeddings>,
+    /// A learned item table (the `random` variant, or unfrozen items), row-major.
+    learned_items: Option<Vec<f32>>,
+    weight_t: Tensor,
+    bias: Tensor,
+    device: Device,
+    user_row: HashMap<String, usize>,
+    /// Normalised tower outputs of the user table, row-major `[users, d_out]`.
+    user_vectors: Vec<f32>,
+    index: Box<dyn NeighbourIndex>,
+    /// With an exact index: the indexed ids and their vectors `[items, d_out]` on the
+    /// device, so a batch of users is scored with one matrix product (the same full scan
+    /// as the index, faster).
+    exact: Option<(Vec<u32>, Tensor)>,
+}
+
+impl ShallowRecommender {
+    /// Loads the best weights of a checkpoint (a folder holding `shallow-<backend>.*`,
+    /// or any of the checkpoint's files) and indexes `items` (the recommendable tracks).
+    pub fn load(
+        checkpoint: &Path,
+        embeddings: Arc<Embeddings>,
+        items: &[u32],
+        kind: IndexKind,
+        hnsw: HnswParams,
+        device: &Device,
+    ) -> Result<Self, ShallowError> {
+        let paths = CheckpointPaths::resolve(checkpoint, &embeddings.backend);
+        let ckpt = Checkpoint::load(&paths, false, device)?;
+        Self::from_checkpoint(&ckpt, &paths, embeddings, items, kind, hnsw, device)
+    }
+
+    /// Builds from a loaded checkpoint; `paths` only names it in errors.
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        paths: &CheckpointPaths,
+        embeddings: Arc<Embeddings>,
+        items: &[u32],
+        kind: IndexKind,
+        hnsw: HnswParams,
+        device: &Device,
+    ) -> Result<Self, ShallowError> {
+        let config = ckpt.config.clone();
+        let mismatch = |detail: String| ShallowError::Mismatch {
+            path: paths.config(),
+            detail,
+        };
+        if config.d_in != embeddings.dim || config.params.backend != embeddings.backend {
+            return Err(mismatch(format!(
+                "trained on backend `{}` ({}-d), given `{}` ({}-d)",
+                config.params.backend, config.d_in, embeddings.backend, embeddings.dim
+            )));
+        }
+        let tensor = |name: &str| -> Result<Tensor, ShallowError> {
+            Ok(ckpt
+                .tensor(name)
+                .expect("checked at load")
+                .to_device(device)?)
+        };
+        let weight_t = tensor("tower.weight")?.t()?.contiguous()?;
+        let bias = tensor("tower.bias")?;
+        let learned_items = match ckpt.tensor("items") {
+            Some(t) => Some(t.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let users = ckpt.tensor("users").expect("checked at load");
+        if users.dim(0)? != config.user_ids.len() {
+            return Err(mismatch(
+                "user table rows and user ids differ in number".into(),
+            ));
+        }
+        let mut this = Self {
+            user_row: (config.user_ids.iter().cloned())
+                .enumerate()
+                .map(|(i, id)| (id, i))
+                .collect(),
+            config,
+            embeddings,
+            learned_items,
+            weight_t,
+            bias,
+            device: device.clone(),
+            user_vectors: Vec::new(),
+            index: Box::new(index::ExactIndex::new(1, Vec::new(), Vec::new())),
+            exact: None,
+        };
+        this.user_vectors = this.tower(&users.flatten_all()?.to_vec1::<f32>()?)?;
+        let d_in = this.config.d_in;
+        let mut kept: Vec<u32> = items
+            .iter()
+            .copied()
+            .filter(|&t| this.item_row(t).is_some())
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        let dropped = items
+            .iter()
+            .filter(|&&t| this.item_row(t).is_none())
+            .count();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "tracks outside the learned item table are not recommendable"
+            );
+        }
+        let mut vectors = Vec::with_capacity(kept.len() * this.d_out());
+        for chunk in kept.chunks(CHUNK_ROWS) {
+            let mut rows = Vec::with_capacity(chunk.len() * d_in);
+            chunk
+                .iter()
+                .for_each(|&t| rows.extend_from_slice(this.item_row(t).expect("kept")));
+            vectors.extend(this.tower(&rows)?);
+        }
+        let d_out = this.d_out();
+        this.index = index::build(
+            kind,
+            d_out,
+            &kept,
+            |t| {
+                let i = kept.binary_search(&t).expect("indexed track");
+                &vectors[i * d_out..(i + 1) * d_out]
+            },
+            hnsw,
+            None,
+        );
+        if kind == IndexKind::Exact {
+            let t = Tensor::from_slice(&vectors, (kept.len(), d_out), device)?;
+            this.exact = Some((kept, t));
+        }
+        Ok(this)
+    }
+
+    pub fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+
+    pub fn d_out(&self) -> usize {
+        self.config.d_out
+    }
+
+    pub fn index(&self) -> &dyn NeighbourIndex {
+        self.index.as_ref()
+    }
+
+    /// A track's row of the item table: its content, or its learned row.
+    fn item_row(&self, track: u32) -> Option<&[f32]> {
+        let d = self.config.d_in;
+        match &self.learned_items {
+            Some(table) => table.get(track as usize * d..(track as usize + 1) * d),
+            None => ((track as usize) < self.embeddings.len()).then(|| self.embeddings.row(track)),
+        }
+    }
+
+    /// The normalised tower outputs of row-major `[n, d_in]` rows.
+    fn tower(&self, rows: &[f32]) -> Result<Vec<f32>, ShallowError> {
+        let x = matrix(rows, self.config.d_in, &self.device)?;
+        let out = x
+            .matmul(&self.weight_t)?
+            .broadcast_add(&self.bias)?
+            .relu()?;
+        Ok(normalize_rows(&out)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// The vector a track with content `content` would be indexed under.
+    pub fn item_vector(&self, content: &[f32]) -> Result<Vec<f32>, ShallowError> {
+        self.tower(content)
+    }
+
+    /// The normalised user vector for a query: the learned row of a known user, else
+    /// the mean of the history's item rows through the tower.
+    pub fn user_vector(&self, query: &Query) -> Result<Vec<f32>, RecommendError> {
+        if let Some(&row) = query.user.and_then(|u| self.user_row.get(u)) {
+            let d = self.d_out();
+            return Ok(self.user_vectors[row * d..(row + 1) * d].to_vec());
+        }
+        if query.history.is_empty() {
+            return Err(RecommendError::EmptyHistory);
+        }
+        let mut mean = vec![0f32; self.config.d_in];
+        for &t in query.history {
+            let row = self.item_row(t).ok_or(RecommendError::UnknownTrack(t))?;
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        }
+        let n = query.history.len() as f32;
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut v = self
+            .tower(&mean)
+            .map_err(|e| RecommendError::Model(e.to_string()))?;
+        l2_normalize(&mut v);
+        Ok(v)
+    }
+
+    /// Whether the checkpoint has a learned row for this user id.
+    pub fn knows_user(&self, user: &str) -> bool {
+        self.user_row.contains_key(user)
+    }
+}
+
+impl Recommender for ShallowRecommender {
+    fn model(&self) -> &str {
+        "shallow"
+    }
+
+    fn backend(&self) -> &str {
+        &self.embeddings.backend
+    }
+
+    fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError> {
+        let user = self.user_vector(query)?;
+        let exclude = history_set(query.history);
+        Ok(self
+            .index
+            .search(&user, query.k, &exclude)
+            .into_iter()
+            .map(|n| Scored {
+                track: n.id,
+                score: n.score,
+            })
+            .collect())
+    }
+
+    /// With an exact index, scores users `BATCH_USERS` at a time with one matrix product
+    /// against all item vectors (measured several times faster than one scan per user);
+    /// otherwise one index search per query, in parallel.
+    fn recommend_batch(&self, queries: &[Query]) -> Vec<Result<Vec<Scored>, RecommendError>> {
+        use rayon::prelude::*;
+        let Some((ids, items)) = &self.exact else {
+            return queries.par_iter().map(|q| self.recommend(q)).collect();
+        };
+        let mut out = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(BATCH_USERS) {
+            out.extend(self.exact_chunk(chunk, ids, items).unwrap_or_else(|e| {
+                let msg = e.to_string();
+                chunk
+                    .iter()
+                    .map(|_| Err(RecommendError::Model(msg.clone())))
+                    .collect()
+            }));
+        }
+        out
+    }
+}
+
+impl ShallowRecommender {
+    fn exact_chunk(
+        &self,
+        queries: &[Query],
+        ids: &[u32],
+        items: &Tensor,
+    ) -> Result<Vec<Result<Vec<Scored>, RecommendError>>, RecommendError> {
+        use rayon::prelude::*;
+        let model = |e: candle_core::Error| RecommendError::Model(e.to_string());
+        let vectors: Vec<Result<Vec<f32>, RecommendError>> =
+            queries.par_iter().map(|q| self.user_vector(q)).collect();
+        let ok: Vec<f32> = vectors.iter().flatten().flatten().copied().collect();
+        let n_ok = ok.len() / self.d_out();
+        let scores = if n_ok == 0 {
+            Vec::new()
+        } else {
+            let users = Tensor::from_vec(ok, (n_ok, self.d_out()), &self.device).map_err(model)?;
+            let s = users.matmul(&items.t().map_err(model)?).map_err(model)?;
+            s.flatten_all()
+                .and_then(|s| s.to_vec1::<f32>())
+                .map_err(model)?
+        };
+        let mut row = 0;
+        let mut rows = Vec::with_capacity(queries.len());
+        for v in &vectors {
+            rows.push(v.as_ref().ok().map(|_| {
+                row += 1;
+                row - 1
+            }));
+        }
+        Ok(queries
+            .par_iter()
+            .zip(vectors.into_par_iter().zip(rows))
+            .map(|(q, (v, r))| {
+                v?;
+                let r = r.expect("a row per user vector");
+                let exclude = history_set(q.history);
+                let mut scored: Vec<Neighbour> = scores[r * ids.len()..(r + 1) * ids.len()]
+                    .iter()
+                    .zip(ids)
+                    .filter(|(_, id)| !exclude.contains(id))
+                    .map(|(&score, &id)| Neighbour { id, score })
+                    .collect();
+                top_k(&mut scored, q.k);
+                Ok(scored
+                    .into_iter()
+                    .map(|n| Scored {
+                        track: n.id,
+                        score: n.score,
+                    })
+                    .collect())
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::shallow::ShallowParams;
+    use crate::train::shallow::fit::{Quiet, TrainData, fit, net_from_checkpoint};
+    use crate::train::shallow::tests::fixture;
+
+    /// Trains the toy model; returns the checkpoint folder and the fixture.
+    fn trained() -> (tempfile::TempDir, crate::train::shallow::tests::Fixture) {
+        let f = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let params = ShallowParams {
+            batch_size: 8,
+            negatives: 3,
+            max_epochs: 3,
+            lr: 1e-2,
+            ..ShallowParams::new("toy")
+        };
+        let data = TrainData {
+            embeddings: &f.embeddings,
+            split: &f.split,
+            users: &f.users,
+        };
+        let paths = CheckpointPaths::new(dir.path(), "shallow-toy");
+        fit(&params, data, &paths, false, &Device::Cpu, &Quiet).unwrap();
+        (dir, f)
+    }
+
+    fn expected(net_vec: &Tensor, items: &Tensor) -> Vec<f32> {
+        items
+            .matmul(&net_vec.t().unwrap())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_loaded_checkpoint_scores_as_the_trained_net_and_serves_every_kind_of_user() {
+        let (dir, f) = trained();
+        // One more track than training saw: a track added later, with its embedding.
+        let mut raw = f.embeddings.raw().to_vec();
+        raw.extend([0.2f32, 1.0, 0.3, 0.9, 0.1, 1.1]);
+        let embeddings = Arc::new(Embeddings::new("toy", raw, 6, Path::new("toy.npy")).unwrap());
+        let items: Vec<u32> = (0..13).collect();
+        let rec = ShallowRecommender::load(
+            dir.path(),
+            embeddings.clone(),
+            &items,
+            IndexKind::Exact,
+            HnswParams::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(rec.model(), "shallow");
+        assert_eq!(rec.index().len(), 13, "the new track is indexed");
+
+        // Reference: the best weights through candle directly.
+        let paths = CheckpointPaths::new(dir.path(), "shallow-toy");
+        let ckpt = Checkpoint::load(&paths, false, &Device::Cpu).unwrap();
+        let net = net_from_checkpoint(&ckpt, &embeddings, &Device::Cpu).unwrap();
+        let item_out = net
+            .embed(&matrix(embeddings.raw(), 6, &Device::Cpu).unwrap())
+            .unwrap();
+        let user_out = net
+            .embed(
+                net.users
+                    .tensor()
+                    .get(4)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap()
+                    .as_ref(),
+            )
+            .unwrap();
+        let want = expected(&user_out, &item_out);
+
+        // A stored user: their learned row, every track but the history, by score.
+        let history = &f.split.train[4];
+        let q = Query {
+            user: Some("u4"),
+            history,
+            k: 13,
+        };
+        let got = rec.recommend(&q).unwrap();
+        assert_eq!(got.len(), 13 - history.len());
+        assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
+        for s in &got {
+            assert!(!history.contains(&s.track));
+            assert!(
+                (s.score - want[s.track as usize]).abs() < 1e-5,
+                "{s:?} vs {}",
+                want[s.track as usize]
+            );
+        }
+        assert!(
+            got.iter().any(|s| s.track == 12),
+            "the new track is recommendable"
+        );
+
+        // An unknown or anonymous user: the mean of the history through the tower.
+        let mean = matrix(&embeddings.mean(history).unwrap(), 6, &Device::Cpu).unwrap();
+        let want_anon = expected(&net.embed(&mean).unwrap(), &item_out);
+        for user in [None, Some("someone-new")] {
+            let got = rec
+                .recommend(&Query {
+                    user,
+                    history,
+                    k: 5,
+                })
+                .unwrap();
+            assert_eq!(got.len(), 5);
+            for s in &got {
+                assert!((s.score - want_anon[s.track as usize]).abs() < 1e-5);
+            }
+        }
+        assert!(matches!(
+            rec.recommend(&Query {
+                user: None,
+                history: &[],
+                k: 5
+            }),
+            Err(RecommendError::EmptyHistory)
+        ));
+        assert!(matches!(
+            rec.recommend(&Query {
+                user: None,
+                history: &[99],
+                k: 5
+            }),
+            Err(RecommendError::UnknownTrack(99))
+        ));
+    }
+
+    #[test]
+    fn a_checkpoint_refuses_another_backend() {
+        let (dir, f) = trained();
+        let other =
+            Embeddings::new("other", f.embeddings.raw().to_vec(), 6, Path::new("o.npy")).unwrap();
+        let err = ShallowRecommender::load(
+            &dir.path().join("shallow-toy.json"),
+            Arc::new(other),
+            &[0, 1],
+            IndexKind::Exact,
+            HnswParams::default(),
+            &Device::Cpu,
+        );
+        assert!(matches!(err, Err(ShallowError::Mismatch { .. })));
+    }
+}
