@@ -1,6 +1,8 @@
 //! Training the neural recommenders with candle: shared pieces (device choice, seeds,
 //! schedules) live here; each model has its own module.
 
+pub mod schedule;
+
 use candle_core::Device;
 
 /// Parses `cpu`, `cuda` or `cuda:N` into a candle device. CUDA needs the `cuda` feature.
