@@ -7,6 +7,8 @@ mod import;
 mod model;
 mod recommend;
 mod split;
+mod train;
+mod train_bert4rec;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +29,8 @@ enum Command {
     Import(import::Args),
     /// Make the paper's temporal split, print the Table 2 counts and save it.
     Split(split::Args),
+    /// Train a neural recommender and save its best checkpoint.
+    Train(train::Args),
     /// Evaluate a recommender on the validation and test users.
     Evaluate(evaluate::Args),
     /// Write batch recommendations (`user_id, track_id, rank, score`) for many users.
@@ -39,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(a) => import::run(a),
         Command::Split(a) => split::run(a),
+        Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::DemoData(a) => demo::run(a),

@@ -4,14 +4,23 @@ use std::sync::Arc;
 
 use audiorec::dataset::{Dataset, Split};
 use audiorec::index::{HnswParams, IndexKind};
+use std::path::PathBuf;
+
+use anyhow::Context;
 use audiorec::recommend::Recommender;
+use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::knn::KnnRecommender;
+use audiorec::train::bert4rec::{CheckpointPaths, ItemInit};
 
 /// Which recommender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Model {
     /// Mean of the history's embeddings, nearest tracks by cosine.
     Knn,
+    /// Trained BERT4Rec over the backend's frozen embeddings (`train bert4rec`).
+    Bert4rec,
+    /// Trained BERT4Rec whose item table was learned from random init (`--random`).
+    Bert4recRandom,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +42,19 @@ pub struct ModelArgs {
     /// HNSW candidate list size while searching (raised to k when smaller).
     #[arg(long, default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
+    /// Where trained models are (default DIR/.audiorec/models).
+    #[arg(long, env = "AUDIOREC_MODELS")]
+    pub models: Option<PathBuf>,
+    /// Device for neural models: cpu, cuda or cuda:N (CUDA needs `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// The models folder: `--models`, else `<data>/.audiorec/models`.
+pub fn models_dir(models: Option<&PathBuf>, dataset: &Dataset) -> PathBuf {
+    models
+        .cloned()
+        .unwrap_or_else(|| dataset.layout.derived().join("models"))
 }
 
 impl ModelArgs {
@@ -51,6 +73,7 @@ impl ModelArgs {
             "backend": self.backend,
             "index": self.index,
             "hnsw": self.hnsw(),
+            "device": self.device,
         })
     }
 
@@ -65,6 +88,26 @@ impl ModelArgs {
                 self.index,
                 self.hnsw(),
             )),
+            Model::Bert4rec | Model::Bert4recRandom => {
+                let init = match self.model {
+                    Model::Bert4recRandom => ItemInit::Random,
+                    _ => ItemInit::Content,
+                };
+                let dir = models_dir(self.models.as_ref(), dataset);
+                let name = CheckpointPaths::default_name(init, &self.backend);
+                let device = audiorec::train::parse_device(&self.device)
+                    .map_err(|e| anyhow::anyhow!("--device {e}"))?;
+                let path = dir.join(&name);
+                Box::new(
+                    Bert4RecRecommender::load(&path, embeddings, &split.train_items, &device)
+                        .with_context(|| {
+                            format!(
+                                "could not load the checkpoint {}.json (train it with `audiorec train bert4rec`)",
+                                path.display()
+                            )
+                        })?,
+                )
+            }
         })
     }
 }

@@ -299,11 +299,14 @@ impl Encoder {
             Mode::Train(rng) if p > 0.0 => rng,
             _ => return Ok(x.clone()),
         };
-        let keep = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
-            .collect();
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+        // Uniform u32s in bulk (fast inside `rand`), thresholded by tensor ops.
+        let mut bits = vec![0u32; x.elem_count()];
+        rng.fill(bits.as_mut_slice());
+        let threshold = (p as f64 * u32::MAX as f64) as u32;
+        let mask = Tensor::from_vec(bits, x.shape(), x.device())?
+            .ge(threshold)?
+            .to_dtype(x.dtype())?
+            .affine(1.0 / (1.0 - p as f64), 0.0)?;
         x * mask
     }
 
