@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 
 const BACKEND: &str = "musicnn";
 const MAX_LEN: usize = 50;
-const EPOCHS: usize = 3;
+const EPOCHS: usize = 2;
 
 fn hit_rate(r: &dyn Recommender, ds: &Dataset, split: &Split) -> f64 {
     let cases: Vec<EvalCase> = split
@@ -53,7 +53,7 @@ fn short_training_on_small_beats_knn_on_validation_hit_rate() {
     let knn = KnnRecommender::new(
         emb.clone(),
         &split.train_items,
-        IndexKind::Exact,
+        IndexKind::Hnsw,
         HnswParams::default(),
     );
     let knn_hr = hit_rate(&knn, &ds, &split);

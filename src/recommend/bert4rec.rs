@@ -67,7 +67,7 @@ impl Bert4RecRecommender {
     }
 
     /// Checks a history; returns the part the model can read (tracks in its table).
-    fn readable<'a>(&self, history: &'a [u32]) -> Result<Vec<u32>, RecommendError> {
+    fn readable(&self, history: &[u32]) -> Result<Vec<u32>, RecommendError> {
         if history.is_empty() {
             return Err(RecommendError::EmptyHistory);
         }

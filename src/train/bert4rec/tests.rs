@@ -275,3 +275,21 @@ fn training_leaves_a_frozen_table_byte_identical_and_learns() {
     assert!(paths.weights.is_file() && paths.config.is_file());
     assert_eq!(Checkpoint::read(&paths).unwrap().curve, *curve);
 }
+
+#[test]
+fn dropout_is_seeded_in_training_and_off_in_eval() {
+    let (e, _) = encoder(ItemInit::Content, 4);
+    let tokens = [1, 2, 3, e.mask_token()];
+    let run = |mode: &mut Mode| -> Vec<f32> {
+        let h = e.forward(&tokens, 1, 4, mode).unwrap();
+        h.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let eval = run(&mut Mode::Eval);
+    assert_eq!(eval, run(&mut Mode::Eval));
+    let a = run(&mut Mode::Train(&mut StdRng::seed_from_u64(9)));
+    let b = run(&mut Mode::Train(&mut StdRng::seed_from_u64(9)));
+    let c = run(&mut Mode::Train(&mut StdRng::seed_from_u64(10)));
+    assert_eq!(a, b, "same seed, same dropout");
+    assert_ne!(a, c, "another seed, other dropout");
+    assert_ne!(a, eval, "dropout is active in training");
+}
