@@ -40,6 +40,8 @@ const PAPER_BACKEND: &str = "mert";
 /// Batches timed on `paper` data, extrapolated to an epoch.
 const PAPER_BATCHES: usize = 2;
 const LATENCY_QUERIES: usize = 20;
+/// Users ranked at once to compare the padded-batch path with parallel single queries.
+const BATCH_USERS: usize = 256;
 
 fn main() -> anyhow::Result<()> {
     let small = tempfile::tempdir()?;
