@@ -1,6 +1,7 @@
 //! The BERT encoder of BERT4Rec, written out so that it trains under candle: attention
-//! with a key-padding mask, `layer_norm_slow` (the fused LayerNorm has no backward pass),
-//! exact GELU, and dropout drawn from a seeded generator that is active only in training.
+//! with a key-padding mask, `layer_norm_slow` and the generic softmax in training (the
+//! fused kernels have no backward pass; inference uses them), exact GELU, and dropout drawn
+//! from a seeded generator that is active only in training.
 //!
 //! Token ids: `0..n` are tracks (rows of the item table), `n` is [MASK], `n + 1` is [PAD],
 //! where `n` is the number of rows of the item table *now*: a frozen content table can grow
@@ -36,8 +37,20 @@ struct Norm {
 }
 
 impl Norm {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        ops::layer_norm_slow(x, &self.gamma, &self.beta, LN_EPS)
+    /// The fused kernel has no backward pass: only for inference (`fused`).
+    fn forward(&self, x: &Tensor, fused: bool) -> candle_core::Result<Tensor> {
+        if fused {
+            ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, LN_EPS)
+        } else {
+            ops::layer_norm_slow(x, &self.gamma, &self.beta, LN_EPS)
+        }
+    }
+}
+
+impl Mode<'_> {
+    /// Inference may use candle's fused kernels (no backward pass, faster).
+    fn fused(&self) -> bool {
+        matches!(self, Mode::Eval)
     }
 }
 
@@ -243,7 +256,9 @@ impl Encoder {
             + special.broadcast_mul(&is_special)?)?
         .reshape((batch, len, h))?;
         let pos = self.positions.narrow(0, self.config.max_len - len, len)?;
-        let x = self.emb_norm.forward(&emb.broadcast_add(&pos)?)?;
+        let x = self
+            .emb_norm
+            .forward(&emb.broadcast_add(&pos)?, mode.fused())?;
         let mut x = self.dropout(&x, mode)?.reshape((batch * len, h))?;
 
         let pad = n + 1;
@@ -279,17 +294,21 @@ impl Encoder {
         let k = split(l.k.forward(x)?)?;
         let v = split(l.v.forward(x)?)?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = self.dropout(&ops::softmax(&scores, D::Minus1)?, mode)?;
+        let probs = if mode.fused() {
+            ops::softmax_last_dim(&scores)?
+        } else {
+            self.dropout(&ops::softmax(&scores, D::Minus1)?, mode)?
+        };
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((batch * len, h))?;
         let attn = self.dropout(&l.o.forward(&ctx)?, mode)?;
-        let x = l.attn_norm.forward(&(x + attn)?)?;
+        let x = l.attn_norm.forward(&(x + attn)?, mode.fused())?;
         let ffn = l.down.forward(&l.up.forward(&x)?.gelu_erf()?)?;
         let ffn = self.dropout(&ffn, mode)?;
-        Ok(l.ffn_norm.forward(&(x + ffn)?)?)
+        Ok(l.ffn_norm.forward(&(x + ffn)?, mode.fused())?)
     }
 
     /// Inverted dropout with a mask drawn from the training generator; identity in eval.

@@ -293,3 +293,39 @@ fn dropout_is_seeded_in_training_and_off_in_eval() {
     assert_ne!(a, c, "another seed, other dropout");
     assert_ne!(a, eval, "dropout is active in training");
 }
+
+#[test]
+fn fused_inference_kernels_match_the_trainable_path() {
+    let varmap = VarMap::new();
+    let cfg = ModelConfig {
+        dropout: 0.0,
+        ..config(ItemInit::Content)
+    };
+    let raw = content();
+    let e = Encoder::new(
+        &cfg,
+        Some(&raw),
+        &varmap,
+        &mut StdRng::seed_from_u64(6),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tokens = [
+        e.pad_token(),
+        1,
+        2,
+        3,
+        e.mask_token(),
+        4,
+        5,
+        6,
+        7,
+        e.mask_token(),
+    ];
+    let run = |mode: &mut Mode| -> Vec<f32> {
+        let h = e.forward(&tokens, 2, 5, mode).unwrap();
+        h.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let slow = run(&mut Mode::Train(&mut StdRng::seed_from_u64(0)));
+    close(&run(&mut Mode::Eval), &slow, 1e-4);
+}
