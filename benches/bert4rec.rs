@@ -250,6 +250,36 @@ fn latency(
         times[0],
         times[times.len() - 1]
     );
+
+    let users: Vec<&Vec<u32>> = split
+        .train
+        .iter()
+        .filter(|h| !h.is_empty())
+        .take(BATCH_USERS)
+        .collect();
+    let queries: Vec<Query> = users
+        .iter()
+        .map(|h| Query {
+            user: None,
+            history: h,
+            k: 50,
+        })
+        .collect();
+    let t = Instant::now();
+    let batched = rec.recommend_batch(&queries);
+    let batch_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let single: Vec<_> = {
+        use rayon::prelude::*;
+        queries.par_iter().map(|q| rec.recommend(q)).collect()
+    };
+    let single_s = t.elapsed().as_secs_f64();
+    assert_eq!(batched.len(), single.len());
+    println!(
+        "{} users: padded batches {batch_s:.2} s, parallel single queries {single_s:.2} s (ratio {:.2})",
+        queries.len(),
+        batch_s / single_s
+    );
     Ok(())
 }
 
