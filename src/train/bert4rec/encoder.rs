@@ -262,13 +262,18 @@ impl Encoder {
         let mut x = self.dropout(&x, mode)?.reshape((batch * len, h))?;
 
         let pad = n + 1;
-        let bias: Vec<f32> = tokens
-            .iter()
-            .map(|&t| if t == pad { MASKED_SCORE } else { 0.0 })
-            .collect();
-        let bias = Tensor::from_vec(bias, (batch, 1, 1, len), dev)?;
+        // No padding, no mask: skip a pass over the `[batch, heads, len, len]` scores.
+        let bias = if tokens.contains(&pad) {
+            let bias: Vec<f32> = tokens
+                .iter()
+                .map(|&t| if t == pad { MASKED_SCORE } else { 0.0 })
+                .collect();
+            Some(Tensor::from_vec(bias, (batch, 1, 1, len), dev)?)
+        } else {
+            None
+        };
         for layer in &self.layers {
-            x = self.layer(layer, &x, &bias, batch, len, mode)?;
+            x = self.layer(layer, &x, bias.as_ref(), batch, len, mode)?;
         }
         Ok(x.reshape((batch, len, h))?)
     }
@@ -278,7 +283,7 @@ impl Encoder {
         &self,
         l: &Layer,
         x: &Tensor,
-        bias: &Tensor,
+        bias: Option<&Tensor>,
         batch: usize,
         len: usize,
         mode: &mut Mode,
@@ -293,7 +298,10 @@ impl Encoder {
         let q = split((l.q.forward(x)? * (1.0 / (hd as f64).sqrt()))?)?;
         let k = split(l.k.forward(x)?)?;
         let v = split(l.v.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(bias)?;
+        }
         let probs = if mode.fused() {
             ops::softmax_last_dim(&scores)?
         } else {
