@@ -267,7 +267,7 @@ fn latency(
         })
         .collect();
     let t = Instant::now();
-    let batched = rec.recommend_batch(&queries);
+    let batched = rec.recommend_padded(&queries);
     let batch_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let single: Vec<_> = {
