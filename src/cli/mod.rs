@@ -10,6 +10,7 @@ mod recommend;
 mod serve;
 mod split;
 mod train;
+mod train_bert4rec;
 mod train_shallow;
 
 use clap::{Parser, Subcommand};
@@ -31,7 +32,7 @@ enum Command {
     Import(import::Args),
     /// Make the paper's temporal split, print the Table 2 counts and save it.
     Split(split::Args),
-    /// Train a neural recommender and save its checkpoint.
+    /// Train a neural recommender and save its best checkpoint.
     Train(train::Args),
     /// Evaluate a recommender on the validation and test users.
     Evaluate(evaluate::Args),

@@ -7,8 +7,10 @@ use anyhow::Context;
 use audiorec::dataset::{Dataset, Split};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::recommend::Recommender;
+use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::knn::KnnRecommender;
 use audiorec::recommend::shallow::ShallowRecommender;
+use audiorec::train::bert4rec::{CheckpointPaths, ItemInit};
 
 /// Which recommender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -17,6 +19,10 @@ pub enum Model {
     Knn,
     /// A trained Shallow Net checkpoint (`audiorec train shallow`).
     Shallow,
+    /// Trained BERT4Rec over the backend's frozen embeddings (`train bert4rec`).
+    Bert4rec,
+    /// Trained BERT4Rec whose item table was learned from random init (`--random`).
+    Bert4recRandom,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +108,29 @@ impl ModelArgs {
                     .with_context(|| {
                         format!("could not load the shallow net from {}", path.display())
                     })?,
+                )
+            }
+            Model::Bert4rec | Model::Bert4recRandom => {
+                let init = match self.model {
+                    Model::Bert4recRandom => ItemInit::Random,
+                    _ => ItemInit::Content,
+                };
+                let dir = self
+                    .models
+                    .clone()
+                    .unwrap_or_else(|| dataset.layout.models());
+                let name = CheckpointPaths::default_name(init, &self.backend);
+                let device = audiorec::train::parse_device(&self.device)
+                    .map_err(|e| anyhow::anyhow!("--device {e}"))?;
+                let path = dir.join(&name);
+                Box::new(
+                    Bert4RecRecommender::load(&path, embeddings, &split.train_items, &device)
+                        .with_context(|| {
+                            format!(
+                                "could not load the checkpoint {}.json (train it with `audiorec train bert4rec`)",
+                                path.display()
+                            )
+                        })?,
                 )
             }
         })

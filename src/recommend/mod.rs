@@ -3,6 +3,7 @@
 //! The HTTP API and the offline evaluator both call [`Recommender`], so what is evaluated
 //! is exactly what is served. KNN, the Shallow Net and BERT4Rec implement it.
 
+pub mod bert4rec;
 pub mod knn;
 pub mod registry;
 pub mod shallow;

@@ -11,6 +11,7 @@ use std::path::Path;
 use candle_core::Device;
 
 use super::Recommender;
+use super::bert4rec::Bert4RecRecommender;
 use super::knn::KnnRecommender;
 use super::shallow::ShallowRecommender;
 use crate::dataset::Vocab;
@@ -62,8 +63,8 @@ impl Registry {
         registry
     }
 
-    /// Loads every trained checkpoint in `models_dir` named `<model>-<backend>` for a
-    /// backend this registry serves, over all catalog tracks. A checkpoint that fails to
+    /// Loads every trained checkpoint in `models_dir` named `<model>-<backend>` (Shallow
+    /// Net, BERT4Rec) for a backend this registry serves, over all catalog tracks. A checkpoint that fails to
     /// load is logged and skipped: the service still serves what it can.
     pub fn load_checkpoints(
         &mut self,
@@ -79,24 +80,41 @@ impl Registry {
             .map(|(b, e)| (b.clone(), e.clone()))
             .collect();
         for (backend, embeddings) in backends {
-            let shallow = models_dir.join(format!("shallow-{backend}.safetensors"));
-            if shallow.is_file() {
-                match ShallowRecommender::load(
+            if models_dir
+                .join(format!("shallow-{backend}.safetensors"))
+                .is_file()
+            {
+                let loaded = ShallowRecommender::load(
                     models_dir,
                     embeddings.clone(),
                     &items,
                     index,
                     params,
                     device,
-                ) {
-                    Ok(model) => {
-                        tracing::info!(%backend, "Shallow Net checkpoint loaded");
-                        self.add(Arc::new(model));
-                    }
-                    Err(e) => {
-                        tracing::error!(%backend, error = %e, "could not load the Shallow Net checkpoint")
-                    }
-                }
+                );
+                self.add_loaded("Shallow Net", &backend, loaded);
+            }
+            let bert = models_dir.join(format!("bert4rec-{backend}"));
+            if bert.with_extension("safetensors").is_file() {
+                let loaded = Bert4RecRecommender::load(&bert, embeddings.clone(), &items, device);
+                self.add_loaded("BERT4Rec", &backend, loaded);
+            }
+        }
+    }
+
+    fn add_loaded<R: Recommender + 'static, E: std::fmt::Display>(
+        &mut self,
+        what: &str,
+        backend: &str,
+        loaded: Result<R, E>,
+    ) {
+        match loaded {
+            Ok(model) => {
+                tracing::info!(%backend, model = what, "checkpoint loaded");
+                self.add(Arc::new(model));
+            }
+            Err(e) => {
+                tracing::error!(%backend, model = what, error = %e, "could not load the checkpoint")
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Training the neural recommenders with candle: shared pieces (device choice, seeds,
 //! schedules) live here; each model has its own module.
 
+pub mod bert4rec;
 pub mod schedule;
 pub mod shallow;
 

@@ -1,0 +1,301 @@
+//! BERT4Rec speed and memory: seconds per epoch and peak RSS on `small` demo data (max
+//! length 300, batch 64) and on `paper` data with the 1024-d `mert` backend (a few
+//! batches, extrapolated to an epoch), one-user latency with a 300-track history, and the
+//! ratio against the same training step in PyTorch (transformers' BertModel,
+//! benches/bert4rec_torch.py) run on this machine in the same benchmark.
+//!
+//! `cargo bench --bench bert4rec`. Paper data: `cargo run --release -- demo-data --scale
+//! paper --out /tmp/paper` (or set AUDIOREC_BENCH_PAPER); skipped when absent.
+//! AUDIOREC_BENCH_PYTHON names a Python with torch and transformers (default python3).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use audiorec::dataset::demo::{Scale, generate};
+use audiorec::dataset::{Dataset, ImportOptions, Layout, Split, SplitConfig};
+use audiorec::embeddings::Embeddings;
+use audiorec::recommend::bert4rec::Bert4RecRecommender;
+use audiorec::recommend::{Query, Recommender};
+use audiorec::train::bert4rec::checkpoint::{DataFingerprint, save_weights};
+use audiorec::train::bert4rec::fit::{TrainData, adam, run_epoch};
+use audiorec::train::bert4rec::{
+    Checkpoint, CheckpointPaths, Encoder, FitConfig, ItemInit, ModelConfig,
+};
+use candle_core::Device;
+use candle_nn::VarMap;
+use indicatif::ProgressBar;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const SEED: u64 = 42;
+const MAX_LEN: usize = 300;
+const BATCH: usize = 64;
+const SMALL_BACKEND: &str = "musicnn";
+/// Full-length batches timed for the PyTorch comparison on `small`.
+const FIXED_BATCHES: usize = 4;
+const PAPER_DEFAULT: &str = "/tmp/paper";
+const PAPER_BACKEND: &str = "mert";
+/// Full-length batches timed on `paper` data (after one warm-up), extrapolated to an epoch.
+const PAPER_BATCHES: usize = 1;
+const LATENCY_QUERIES: usize = 20;
+/// Users ranked at once to compare the padded-batch path with parallel single queries.
+const BATCH_USERS: usize = 256;
+
+fn main() -> anyhow::Result<()> {
+    let small = tempfile::tempdir()?;
+    generate(small.path(), Scale::Small, SEED)?;
+    let (ds, split) = open(small.path())?;
+    let emb = Arc::new(ds.load_embeddings(SMALL_BACKEND)?);
+    println!(
+        "== small ({SMALL_BACKEND}, {}-d, {} tracks), max length {MAX_LEN}, batch {BATCH}",
+        emb.dim,
+        emb.len()
+    );
+    let data = TrainData::from_split(&split);
+    let (enc, varmap) = build(&emb)?;
+    let (epoch_s, batches, rss) = timed_batches(&enc, &varmap, &data.sequences, None)?;
+    println!(
+        "epoch: {epoch_s:.1} s ({batches} batches, {:.2} s/batch), peak RSS {rss:.0} MiB",
+        epoch_s / batches as f64
+    );
+    let fixed = fixed_shape(&enc, &varmap, emb.len(), FIXED_BATCHES)?;
+    compare_torch(fixed, emb.len(), emb.dim, FIXED_BATCHES);
+    latency(&enc, &varmap, &emb, &split, small.path(), &ds)?;
+
+    let paper = std::env::var("AUDIOREC_BENCH_PAPER").unwrap_or_else(|_| PAPER_DEFAULT.into());
+    if !Path::new(&paper).join("embeddings").is_dir() {
+        println!("== paper: no data in {paper}; skipped");
+        return Ok(());
+    }
+    let (ds, split) = open(Path::new(&paper))?;
+    let emb = Arc::new(ds.load_embeddings(PAPER_BACKEND)?);
+    println!(
+        "== paper ({PAPER_BACKEND}, {}-d, {} tracks), max length {MAX_LEN}, batch {BATCH}",
+        emb.dim,
+        emb.len()
+    );
+    let (enc, varmap) = build(&emb)?;
+    // Most paper users have 300+ train items, so full-length batches are the epoch's shape;
+    // timing them gives an upper bound of the epoch (shorter histories pad less).
+    let users = split.train.iter().filter(|h| !h.is_empty()).count();
+    let fixed = fixed_shape(&enc, &varmap, emb.len(), PAPER_BATCHES)?;
+    let per_epoch = users.div_ceil(BATCH);
+    println!(
+        "peak RSS {:.0} MiB; extrapolated epoch ({users} users, {per_epoch} batches): {:.0} s",
+        peak_rss_mib(),
+        fixed * per_epoch as f64
+    );
+    compare_torch(fixed, emb.len(), emb.dim, PAPER_BATCHES);
+    latency(&enc, &varmap, &emb, &split, Path::new(&paper), &ds)?;
+    Ok(())
+}
+
+fn open(dir: &Path) -> anyhow::Result<(Dataset, Split)> {
+    let options = ImportOptions {
+        keep_from: audiorec::dataset::time::parse_timestamp(b"2019-02-20").expect("date"),
+        missing_tracks: Default::default(),
+    };
+    let ds = Dataset::open(&Layout::new(dir), options).context("import")?;
+    let split = Split::new(&ds.interactions, ds.tracks.len(), SplitConfig::default());
+    Ok((ds, split))
+}
+
+fn build(emb: &Embeddings) -> anyhow::Result<(Encoder, VarMap)> {
+    let cfg = ModelConfig::paper(ItemInit::Content, emb.len(), emb.dim);
+    let varmap = VarMap::new();
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let enc = Encoder::new(&cfg, Some(emb.raw()), &varmap, &mut rng, &Device::Cpu)?;
+    Ok((enc, varmap))
+}
+
+/// Trains over `sequences` (all, or `limit` batches); returns seconds, batches, peak MiB.
+fn timed_batches(
+    enc: &Encoder,
+    varmap: &VarMap,
+    sequences: &[&[u32]],
+    limit: Option<usize>,
+) -> anyhow::Result<(f64, usize, f64)> {
+    reset_peak_rss();
+    let fc = FitConfig {
+        batch_size: BATCH,
+        seed: SEED,
+        max_batches: limit,
+        ..FitConfig::default()
+    };
+    let mut opt = adam(varmap, fc.lr)?;
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let batches = limit
+        .unwrap_or(sequences.len().div_ceil(BATCH))
+        .min(sequences.len().div_ceil(BATCH));
+    let start = Instant::now();
+    run_epoch(
+        enc,
+        &mut opt,
+        sequences,
+        &fc,
+        &mut rng,
+        &ProgressBar::hidden(),
+    )?;
+    Ok((start.elapsed().as_secs_f64(), batches, peak_rss_mib()))
+}
+
+/// Seconds per batch of `BATCH` random sequences of exactly `MAX_LEN` tracks (the shape
+/// the PyTorch script uses), after one warm-up batch.
+fn fixed_shape(
+    enc: &Encoder,
+    varmap: &VarMap,
+    tracks: usize,
+    batches: usize,
+) -> anyhow::Result<f64> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let seqs: Vec<Vec<u32>> = (0..BATCH * (batches + 1))
+        .map(|_| {
+            (0..MAX_LEN)
+                .map(|_| rng.random_range(0..tracks as u32))
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    timed_batches(enc, varmap, &refs[..BATCH], Some(1))?;
+    let (s, n, _) = timed_batches(enc, varmap, &refs[BATCH..], Some(batches))?;
+    let per = s / n as f64;
+    println!("fixed shape {BATCH} x {MAX_LEN}: candle {per:.2} s/batch");
+    Ok(per)
+}
+
+fn compare_torch(candle_s: f64, tracks: usize, dim: usize, batches: usize) {
+    let python = std::env::var("AUDIOREC_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/bert4rec_torch.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["--tracks", &tracks.to_string(), "--dim", &dim.to_string()])
+        .args(["--batch", &BATCH.to_string(), "--len", &MAX_LEN.to_string()])
+        .args([
+            "--batches",
+            &batches.to_string(),
+            "--seed",
+            &SEED.to_string(),
+        ])
+        .output();
+    let parsed = out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    match parsed {
+        Some(v) => {
+            let torch_s = v["seconds_per_batch"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "PyTorch {} ({} threads): {torch_s:.2} s/batch, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
+                v["torch"],
+                v["threads"],
+                v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                candle_s / torch_s
+            );
+        }
+        None => {
+            println!("PyTorch baseline unavailable ({python} with torch + transformers needed)")
+        }
+    }
+}
+
+/// Median time of one recommendation for a user whose history is `MAX_LEN` tracks.
+fn latency(
+    enc: &Encoder,
+    varmap: &VarMap,
+    emb: &Arc<Embeddings>,
+    split: &Split,
+    dir: &Path,
+    ds: &Dataset,
+) -> anyhow::Result<()> {
+    let models = tempfile::tempdir_in(dir)?;
+    let paths = CheckpointPaths::new(models.path(), "bert4rec-bench");
+    save_weights(varmap, &paths)?;
+    Checkpoint {
+        backend: emb.backend.clone(),
+        model: enc.config().clone(),
+        fit: FitConfig::default(),
+        data: DataFingerprint::new(split, ds.tracks.len()),
+        curve: Vec::new(),
+        best_epoch: None,
+    }
+    .save(&paths)?;
+    let rec = Bert4RecRecommender::load(
+        &models.path().join("bert4rec-bench"),
+        emb.clone(),
+        &split.train_items,
+        &Device::Cpu,
+    )?;
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let history: Vec<u32> = (0..MAX_LEN)
+        .map(|_| rng.random_range(0..emb.len() as u32))
+        .collect();
+    let q = Query {
+        user: None,
+        history: &history,
+        k: 50,
+    };
+    rec.recommend(&q)?;
+    let mut times: Vec<f64> = (0..LATENCY_QUERIES)
+        .map(|_| {
+            let t = Instant::now();
+            rec.recommend(&q).expect("recommends");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "latency, one user with a {MAX_LEN}-track history: median {:.1} ms (min {:.1}, max {:.1})",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+
+    let users: Vec<&Vec<u32>> = split
+        .train
+        .iter()
+        .filter(|h| !h.is_empty())
+        .take(BATCH_USERS)
+        .collect();
+    let queries: Vec<Query> = users
+        .iter()
+        .map(|h| Query {
+            user: None,
+            history: h,
+            k: 50,
+        })
+        .collect();
+    let t = Instant::now();
+    let batched = rec.recommend_padded(&queries);
+    let batch_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let single: Vec<_> = {
+        use rayon::prelude::*;
+        queries.par_iter().map(|q| rec.recommend(q)).collect()
+    };
+    let single_s = t.elapsed().as_secs_f64();
+    assert_eq!(batched.len(), single.len());
+    println!(
+        "{} users: padded batches {batch_s:.2} s, parallel single queries {single_s:.2} s (ratio {:.2})",
+        queries.len(),
+        batch_s / single_s
+    );
+    Ok(())
+}
+
+/// Resets the peak resident set size (VmHWM) of this process.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
