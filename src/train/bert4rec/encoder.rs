@@ -338,8 +338,9 @@ impl Encoder {
     }
 
     /// Scores of every item for hidden states `[m, hidden]`: `[m, n]` (the tied head).
+    /// CUDA's matmul needs a contiguous left side (a narrowed last position is not).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor, Bert4RecError> {
-        Ok(hidden.matmul(&self.items.t()?)?)
+        Ok(hidden.contiguous()?.matmul(&self.items.t()?)?)
     }
 
     /// Mean cross-entropy over all tracks at the masked positions only: `positions` are
