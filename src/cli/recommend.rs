@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("could not read {}", file.display()))?;
             text.lines()
                 .enumerate()
-                .map(str_trimmed)
+                .map(|(line, id)| (line, id.trim()))
                 .filter(|(_, id)| !id.is_empty())
                 .map(|(line, id)| {
                     users.get(id).with_context(|| {
@@ -96,8 +96,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-fn str_trimmed((i, s): (usize, &str)) -> (usize, &str) {
-    (i, s.trim())
 }
