@@ -99,6 +99,7 @@ async fn database_url(db: Db) -> String {
             let mut conn = sqlx::PgConnection::connect(&base)
                 .await
                 .expect("connect to TEST_DATABASE_URL");
+            drop_earlier_test_databases(&mut conn).await;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
@@ -107,6 +108,28 @@ async fn database_url(db: Db) -> String {
             format!("{prefix}/{name}")
         }
     }
+}
+
+/// Drops the databases that earlier runs of this suite left behind, once per process
+/// (cargo runs one test binary at a time, so none of them is in use).
+async fn drop_earlier_test_databases(conn: &mut sqlx::PgConnection) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'audiorec\\_test\\_%'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("list test databases");
+        for name in names {
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *conn)
+                .await
+                .expect("drop an old test database");
+        }
+    })
+    .await;
 }
 
 pub struct TestApp {
