@@ -16,7 +16,7 @@ use audiorec::dataset::split::HeldOut;
 use audiorec::dataset::time::parse_timestamp;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
 use audiorec::embeddings::{Embeddings, l2_normalize};
-use audiorec::eval::{EvalCase, evaluate};
+use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{ExactIndex, HnswIndex, HnswParams, IndexKind, NeighbourIndex};
 use audiorec::recommend::knn::KnnRecommender;
 
@@ -119,14 +119,7 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut hit = Vec::new();
     for part in [&split.validation, &split.test] {
-        let cases: Vec<EvalCase> = part
-            .iter()
-            .map(|h| EvalCase {
-                user: Some(users.id(h.user)),
-                history: &split.train[h.user as usize],
-                held_out: &h.tracks,
-            })
-            .collect();
+        let cases = split_cases(&split, part, users);
         let (e, _) = evaluate(&rec, &cases, K)?;
         hit.push(e.aggregate.hit_rate.mean);
     }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::time::parse_timestamp;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
-use audiorec::eval::{EvalCase, evaluate};
+use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::recommend::Recommender;
 use audiorec::recommend::knn::KnnRecommender;
@@ -71,13 +71,7 @@ fn open(dir: &str, scale: Scale) -> (Dataset, Split) {
 
 fn hit_rate(rec: &dyn Recommender, dataset: &Dataset, split: &Split) -> f64 {
     let users = &dataset.interactions.users;
-    let cases: Vec<EvalCase> = (split.validation.iter())
-        .map(|h| EvalCase {
-            user: Some(users.id(h.user)),
-            history: &split.train[h.user as usize],
-            held_out: &h.tracks,
-        })
-        .collect();
+    let cases = split_cases(split, &split.validation, users);
     evaluate(rec, &cases, 50).unwrap().0.aggregate.hit_rate.mean
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, Split, SplitConfig};
-use audiorec::eval::{EvalCase, evaluate};
+use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::recommend::Recommender;
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
@@ -26,15 +26,7 @@ const MAX_LEN: usize = 32;
 const EPOCHS: usize = 2;
 
 fn hit_rate(r: &dyn Recommender, ds: &Dataset, split: &Split) -> f64 {
-    let cases: Vec<EvalCase> = split
-        .validation
-        .iter()
-        .map(|h| EvalCase {
-            user: Some(ds.interactions.users.id(h.user)),
-            history: &split.train[h.user as usize],
-            held_out: &h.tracks,
-        })
-        .collect();
+    let cases = split_cases(split, &split.validation, &ds.interactions.users);
     evaluate(r, &cases, 50).unwrap().0.aggregate.hit_rate.mean
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::time::parse_timestamp;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
-use audiorec::eval::{EvalCase, evaluate};
+use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::recommend::Recommender;
 use audiorec::recommend::knn::KnnRecommender;
@@ -27,15 +27,7 @@ const BATCH: usize = 2_000;
 
 fn hit_rate(rec: &dyn Recommender, dataset: &Dataset, split: &Split) -> f64 {
     let users = &dataset.interactions.users;
-    let cases: Vec<EvalCase> = split
-        .validation
-        .iter()
-        .map(|h| EvalCase {
-            user: Some(users.id(h.user)),
-            history: &split.train[h.user as usize],
-            held_out: &h.tracks,
-        })
-        .collect();
+    let cases = split_cases(split, &split.validation, users);
     let (evaluation, _) = evaluate(rec, &cases, 50).expect("evaluates");
     evaluation.aggregate.hit_rate.mean
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::Context;
 use audiorec::dataset::split::Part;
 use audiorec::eval::report::Report;
-use audiorec::eval::{EvalCase, evaluate};
+use audiorec::eval::{evaluate, split_cases};
 
 use super::DataArgs;
 use super::model::ModelArgs;
@@ -44,14 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for part in [Part::Validation, Part::Test] {
         let held = split.part(part);
         let users = &dataset.interactions.users;
-        let cases: Vec<EvalCase> = held
-            .iter()
-            .map(|h| EvalCase {
-                user: Some(users.id(h.user)),
-                history: &split.train[h.user as usize],
-                held_out: &h.tracks,
-            })
-            .collect();
+        let cases = split_cases(&split, held, users);
         let (evaluation, _) = evaluate(recommender.as_ref(), &cases, k)?;
         report.push_part(
             part.as_str(),

@@ -10,6 +10,8 @@ use std::time::Instant;
 pub use metrics::{Metrics, score_user};
 pub use stats::{Estimate, PairedTest, estimate, paired_test};
 
+use crate::dataset::split::HeldOut;
+use crate::dataset::{Split, Vocab};
 use crate::recommend::{Query, RecommendError, Recommender, Scored};
 
 /// One user to evaluate: the history the model sees and the held-out tracks it should find.
@@ -18,6 +20,22 @@ pub struct EvalCase<'a> {
     pub user: Option<&'a str>,
     pub history: &'a [u32],
     pub held_out: &'a [u32],
+}
+
+/// The cases of a split's held-out users: their train history and held-out tracks, named
+/// by user id so that models with learned user vectors find theirs.
+pub fn split_cases<'a>(
+    split: &'a Split,
+    held: &'a [HeldOut],
+    users: &'a Vocab,
+) -> Vec<EvalCase<'a>> {
+    held.iter()
+        .map(|h| EvalCase {
+            user: Some(users.id(h.user)),
+            history: &split.train[h.user as usize],
+            held_out: &h.tracks,
+        })
+        .collect()
 }
 
 /// The outcome of evaluating a set of users.
