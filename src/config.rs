@@ -77,12 +77,17 @@ pub struct Settings {
     /// HNSW candidate list size while searching.
     #[arg(long, env = "AUDIOREC_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
+    /// Search embeddings wider than this in a reduced space of this many principal
+    /// directions, re-ranking the candidates exactly (0: always at full width).
+    #[arg(long, env = "AUDIOREC_SEARCH_DIM", default_value_t = HnswParams::default().search_dim)]
+    pub search_dim: usize,
 }
 
 impl Settings {
     pub fn hnsw(&self) -> HnswParams {
         HnswParams {
             ef_search: self.ef_search,
+            search_dim: self.search_dim,
             ..HnswParams::default()
         }
     }

@@ -11,5 +11,6 @@ pub mod embeddings;
 pub mod eval;
 pub mod index;
 pub mod recommend;
+pub mod simd;
 pub mod store;
 pub mod train;

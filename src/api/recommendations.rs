@@ -66,7 +66,7 @@ pub struct Recommendations {
     pub items: Vec<ScoredTrack>,
 }
 
-/// Runs a recommender off the async runtime and names the tracks.
+/// Runs a recommender (off the async runtime unless it is light) and names the tracks.
 async fn recommend(
     state: &AppState,
     recommender: Arc<dyn Recommender>,
@@ -78,15 +78,20 @@ async fn recommend(
         recommender.model().to_string(),
         recommender.backend().to_string(),
     );
+    let recommender_is_light = recommender.is_light();
     let user = user_id.clone();
-    let scored = tokio::task::spawn_blocking(move || {
+    let run = move || {
         recommender.recommend(&RecQuery {
             user: user.as_deref(),
             history: &history,
             k,
         })
-    })
-    .await??;
+    };
+    let scored = if recommender_is_light {
+        run()?
+    } else {
+        tokio::task::spawn_blocking(run).await??
+    };
     let items = scored
         .into_iter()
         .enumerate()

@@ -44,6 +44,10 @@ pub struct ModelArgs {
     /// HNSW candidate list size while searching (raised to k when smaller).
     #[arg(long, default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
+    /// Search embeddings wider than this in a reduced space of this many principal
+    /// directions and re-rank the candidates exactly (0: always at full width).
+    #[arg(long, default_value_t = HnswParams::default().search_dim)]
+    pub search_dim: usize,
     /// Where trained checkpoints are (default DIR/.audiorec/models).
     #[arg(long, env = "AUDIOREC_MODELS")]
     pub models: Option<PathBuf>,
@@ -61,6 +65,7 @@ impl ModelArgs {
             m: self.hnsw_m,
             ef_construction: self.ef_construction,
             ef_search: self.ef_search,
+            search_dim: self.search_dim,
         }
     }
 

@@ -83,9 +83,7 @@ impl Embeddings {
         }
         let mut acc = vec![0f32; self.dim];
         for &t in tracks {
-            for (a, v) in acc.iter_mut().zip(self.row(t)) {
-                *a += v;
-            }
+            crate::simd::add_assign(&mut acc, self.row(t));
         }
         let n = tracks.len() as f32;
         acc.iter_mut().for_each(|a| *a /= n);

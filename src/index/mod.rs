@@ -4,9 +4,13 @@
 //! [`exact::ExactIndex`] (a full scan, the reference the HNSW index is measured against).
 
 pub mod exact;
+mod graph;
 pub mod hnsw;
+pub mod projection;
 
 use std::collections::HashSet;
+
+pub(crate) use crate::simd::dot;
 
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
@@ -49,20 +53,6 @@ pub trait NeighbourIndex: Send + Sync {
         self.len() == 0
     }
     fn search(&self, query: &[f32], k: usize, exclude: &HashSet<u32>) -> Vec<Neighbour>;
-}
-
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler vectorise the loop.
-    let mut acc = [0f32; 8];
-    let (ca, ra) = a.as_chunks::<8>();
-    let (cb, rb) = b.as_chunks::<8>();
-    for (x, y) in ca.iter().zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Builds an index of `kind` over the given items, reading each item's normalised row.

@@ -62,6 +62,10 @@ impl Recommender for KnnRecommender {
         &self.embeddings.backend
     }
 
+    fn is_light(&self) -> bool {
+        true
+    }
+
     fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError> {
         let user = self.user_vector(query.history)?;
         let exclude = history_set(query.history);

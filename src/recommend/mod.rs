@@ -55,6 +55,13 @@ pub trait Recommender: Send + Sync {
 
     fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError>;
 
+    /// Whether one query costs well under a millisecond of CPU, so that a server may run
+    /// it on its async worker rather than pay a hand-off to a blocking thread (which, for
+    /// KNN, cost more than the search). Neural models say no.
+    fn is_light(&self) -> bool {
+        false
+    }
+
     /// Many queries at once. The default runs them in parallel; models with a cheaper
     /// batched path (one matrix product for many users) override it.
     fn recommend_batch(&self, queries: &[Query]) -> Vec<Result<Vec<Scored>, RecommendError>> {

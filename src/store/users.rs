@@ -82,10 +82,40 @@ impl Store {
 
     /// The user's tracks in first-listen order: the history every model reads.
     pub async fn history(&self, user_id: &str) -> Result<Vec<u32>, StoreError> {
-        let sql = "SELECT track_idx FROM plays WHERE user_id = $1 ORDER BY first_ts, track_idx";
-        let rows: Vec<i64> =
-            on_pool!(self, pool => sqlx::query_scalar(sql).bind(user_id).fetch_all(pool).await?);
-        Ok(rows.into_iter().map(|t| t as u32).collect())
+        // One aggregated row, not one row per track: sqlx's SQLite driver hands every row
+        // from its worker thread to the caller separately, and a 300-track history then
+        // cost 300 thread hand-offs, most of a recommendation's time under load.
+        let tracks: Vec<i64> = match self {
+            Store::Postgres(pool) => {
+                let sql = "SELECT array_agg(track_idx ORDER BY first_ts, track_idx) \
+                           FROM plays WHERE user_id = $1";
+                let tracks: Option<Vec<i64>> = sqlx::query_scalar(sql)
+                    .bind(user_id)
+                    .fetch_one(pool)
+                    .await?;
+                tracks.unwrap_or_default()
+            }
+            Store::Sqlite(pool) => {
+                let sql = "SELECT group_concat(track_idx, ',' ORDER BY first_ts, track_idx) \
+                           FROM plays WHERE user_id = $1";
+                let list: Option<String> = sqlx::query_scalar(sql)
+                    .bind(user_id)
+                    .fetch_one(pool)
+                    .await?;
+                list.unwrap_or_default()
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(|t| {
+                        t.parse().map_err(|_| {
+                            StoreError::Corrupt(format!(
+                                "track index {t:?} in the plays of {user_id}"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(tracks.into_iter().map(|t| t as u32).collect())
     }
 
     /// A page of the user's aggregated plays, oldest first listen first.

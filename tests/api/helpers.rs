@@ -8,7 +8,7 @@ use audiorec::api::startup::Application;
 use audiorec::config::Settings;
 use audiorec::dataset::demo::{self, Scale};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks};
-use audiorec::index::IndexKind;
+use audiorec::index::{HnswParams, IndexKind};
 use audiorec::store::Store;
 use serde_json::Value;
 use sqlx::Connection;
@@ -153,6 +153,7 @@ pub fn settings(database_url: String) -> Settings {
         sync_eval_users: 200,
         index: IndexKind::Exact,
         ef_search: 100,
+        search_dim: HnswParams::default().search_dim,
         device: "cpu".into(),
     }
 }
