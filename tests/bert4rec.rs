@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 
 const BACKEND: &str = "musicnn";
 const MAX_LEN: usize = 32;
-const EPOCHS: usize = 2;
+const EPOCHS: usize = 4;
 
 fn hit_rate(r: &dyn Recommender, ds: &Dataset, split: &Split) -> f64 {
     let cases = split_cases(split, &split.validation, &ds.interactions.users);

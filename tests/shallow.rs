@@ -1,8 +1,9 @@
 //! The Shallow Net end to end on `small` demo data, through the serving path
-//! (`ShallowRecommender`): a short training must lower the validation loss below the
-//! untrained model's, and the informative backend must beat the noise backend on
-//! validation HitRate@50. HitRate@50 against the untrained model and KNN is printed:
-//! on this synthetic data one short epoch does not beat them (see the benchmark).
+//! (`ShallowRecommender`): one short epoch must lower the validation loss below the
+//! untrained model's and beat both the untrained model and KNN on validation HitRate@50
+//! (the demo backends carry taste-irrelevant style variance that a raw cosine suffers
+//! from and the tower learns to project away), and the informative backend must beat the
+//! noise backend.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,7 +68,7 @@ fn train_and_load(
 }
 
 #[test]
-fn short_training_lowers_validation_loss_and_content_beats_noise() {
+fn short_training_beats_the_untrained_model_and_knn_and_content_beats_noise() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), Scale::Small, SEED).unwrap();
     let options = ImportOptions {
@@ -112,6 +113,10 @@ fn short_training_lowers_validation_loss_and_content_beats_noise() {
         Some(EPOCHS),
         "the trained epoch is the best checkpoint"
     );
+    assert!(
+        trained_hr > untrained_hr,
+        "{trained_hr} vs untrained {untrained_hr}"
+    );
+    assert!(trained_hr > knn_hr, "{trained_hr} vs KNN {knn_hr}");
     assert!(trained_hr > noise_hr, "{trained_hr} vs noise {noise_hr}");
-    assert!(untrained_hr > 0.0 && knn_hr > 0.0);
 }

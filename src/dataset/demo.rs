@@ -5,7 +5,11 @@
 //! - users like a few genres, listen in genre sessions, replay favourites, and their
 //!   tastes drift from one genre mix to another over time (signal for sequence models);
 //! - each backend is a noisy nonlinear view of the latent factors with its own
-//!   informativeness; `noise` carries none.
+//!   informativeness, plus a linear view of per-track *style* factors (production,
+//!   loudness, recording era) that no listener cares about: as in real pretrained
+//!   embeddings, much of the variance is irrelevant to taste, which hurts a raw cosine
+//!   (KNN) and is what a learned projection (the Shallow Net's tower) can remove;
+//!   `noise` carries no information at all.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -40,6 +44,9 @@ pub struct BackendSpec {
     pub dim: usize,
     /// Standard deviation of the per-track noise added to the signal; `None` = pure noise.
     pub noise: Option<f32>,
+    /// Per-dimension standard deviation of the taste-irrelevant style component (the
+    /// taste signal's is about 0.8).
+    pub style: f32,
 }
 
 /// The demo backends, most informative first: `musicnn` > `mert` > `mfcc` > `noise`.
@@ -48,21 +55,25 @@ pub const BACKENDS: [BackendSpec; 4] = [
         name: "musicnn",
         dim: 200,
         noise: Some(0.35),
+        style: 2.0,
     },
     BackendSpec {
         name: "mert",
         dim: 1024,
         noise: Some(1.0),
+        style: 2.4,
     },
     BackendSpec {
         name: "mfcc",
         dim: 104,
         noise: Some(2.5),
+        style: 2.4,
     },
     BackendSpec {
         name: "noise",
         dim: 64,
         noise: None,
+        style: 0.0,
     },
 ];
 
@@ -100,6 +111,8 @@ impl Scale {
 }
 
 const FACTORS: usize = 32;
+/// Style factors per track.
+const STYLE: usize = 8;
 
 /// Counts of what was written.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -145,6 +158,9 @@ pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSumm
         cum.push(last + popularity[t]);
     }
 
+    let style: Vec<Vec<f32>> = (0..shape.tracks)
+        .map(|_| (0..STYLE).map(|_| normal(&mut rng)).collect())
+        .collect();
     let ids: Vec<String> = (0..shape.tracks).map(|_| random_id(&mut rng)).collect();
     let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
     sorted.sort_unstable();
@@ -153,7 +169,7 @@ pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSumm
     fs::create_dir_all(out.join(EMBEDDINGS_DIR))?;
     write_track_ids(&out.join(TRACK_IDS_FILE), &catalog)?;
     for spec in BACKENDS {
-        let matrix = backend_matrix(&spec, &latent, &ids, &catalog, &mut rng);
+        let matrix = backend_matrix(&spec, &latent, &style, &ids, &catalog, &mut rng);
         write_f32_matrix(
             &out.join(EMBEDDINGS_DIR).join(format!("{}.npy", spec.name)),
             &matrix,
@@ -188,7 +204,8 @@ fn write_manifest(path: &Path) -> std::io::Result<()> {
         .map(|b| {
             let description = match b.noise {
                 Some(sigma) => format!(
-                    "synthetic: tanh of a random projection of the latent track factors plus N(0, {sigma}^2) noise"
+                    "synthetic: tanh of a random projection of the latent track factors, plus a random projection of {STYLE} taste-irrelevant style factors (scale {}), plus N(0, {sigma}^2) noise",
+                    b.style
                 ),
                 None => "synthetic: N(0, 1) noise, no information about the tracks".into(),
             };
@@ -211,10 +228,12 @@ fn random_id(rng: &mut StdRng) -> String {
         .collect()
 }
 
-/// `tanh(W z) + noise` per track, rows in catalog (sorted id) order.
+/// `tanh(W z) + S c + noise` per track (z its taste factors, c its style factors), scaled
+/// to unit root-mean-square, rows in catalog (sorted id) order.
 fn backend_matrix(
     spec: &BackendSpec,
     latent: &[Vec<f32>],
+    style: &[Vec<f32>],
     ids: &[String],
     catalog: &Vocab,
     rng: &mut StdRng,
@@ -222,6 +241,10 @@ fn backend_matrix(
     let scale = 1.0 / (FACTORS as f32).sqrt();
     let w: Vec<f32> = (0..spec.dim * FACTORS)
         .map(|_| rng.sample::<f32, _>(StandardNormal) * scale)
+        .collect();
+    let style_scale = spec.style / (STYLE as f32).sqrt();
+    let s_mix: Vec<f32> = (0..spec.dim * STYLE)
+        .map(|_| rng.sample::<f32, _>(StandardNormal) * style_scale)
         .collect();
     let mut m = vec![0f32; latent.len() * spec.dim];
     for (t, z) in latent.iter().enumerate() {
@@ -236,11 +259,22 @@ fn backend_matrix(
                         .zip(z)
                         .map(|(a, b)| a * b)
                         .sum();
-                    s.tanh() + sigma * noise
+                    let c: f32 = s_mix[j * STYLE..(j + 1) * STYLE]
+                        .iter()
+                        .zip(&style[t])
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    s.tanh() + c + sigma * noise
                 }
                 None => noise,
             };
         }
+    }
+    // Unit root-mean-square values, as standardised features have: a cosine does not see
+    // the scale, but a tied output head (BERT4Rec) would start with huge logits.
+    let rms = (m.iter().map(|v| (v * v) as f64).sum::<f64>() / m.len().max(1) as f64).sqrt();
+    if rms > 0.0 {
+        m.iter_mut().for_each(|v| *v /= rms as f32);
     }
     m
 }
