@@ -212,7 +212,11 @@ async fn load(base: String, users: Vec<String>, tracks: Vec<String>) -> anyhow::
         }
     };
     let recs = phase(None, recommend.clone()).await;
-    let recs_at_rate = phase(Some(TARGET_RATE), recommend).await;
+    let recs_at_rate = phase(Some(TARGET_RATE), recommend.clone()).await;
+    // And at three quarters of what the closed loop reached: the latency of a service
+    // run at a sane utilisation.
+    let moderate = (0.75 * recs.requests as f64 / recs.seconds).round();
+    let recs_moderate = phase(Some(moderate), recommend).await;
 
     // Ingestion: new users, each getting batches of random listens.
     let (c, b) = (client.clone(), base.clone());
@@ -247,6 +251,7 @@ async fn load(base: String, users: Vec<String>, tracks: Vec<String>) -> anyhow::
     health.print("GET /health (baseline)");
     recs.print("GET recommendations (knn)");
     recs_at_rate.print(&format!("  same, {TARGET_RATE:.0} req/s offered"));
+    recs_moderate.print(&format!("  same, {moderate:.0} req/s offered"));
     println!(
         "{:<28} {:>9.0} listens/s  (batches of {LISTEN_BATCH}, one user created per batch)",
         "POST listens",
