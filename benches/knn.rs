@@ -178,7 +178,7 @@ fn bench_backend(emb: &Embeddings, split: &Split, sample: &[&HeldOut]) -> anyhow
             ..HnswParams::default()
         };
         let t = Instant::now();
-        let hnsw = HnswIndex::build(emb.dim, ids, &rows, params);
+        let hnsw = HnswIndex::build(emb.dim, ids, rows.clone(), params);
         let build = t.elapsed().as_secs_f64();
         println!(
             "{} ({}-d, {} items): HNSW m {} ef_construction {} searched at {}-d, built in {build:.1} s on {} threads; exact scan {exact_qps:.0} queries/s (1 thread, baseline)",

@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 
-use super::{Neighbour, NeighbourIndex, dot};
+use super::{Neighbour, NeighbourIndex};
+use crate::simd::dot;
 
 /// A full scan over normalised rows.
 pub struct ExactIndex {

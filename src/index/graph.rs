@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::dot;
+use crate::simd::dot;
 
 /// A node and its similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,27 +108,34 @@ impl Graph {
         dot(query, self.vector(node))
     }
 
-    fn links(&self, node: u32, layer: usize) -> &[u32] {
-        let list = if layer == 0 {
-            let stride = 2 * self.m + 1;
-            &self.base[node as usize * stride..(node as usize + 1) * stride]
+    /// A node's link list on a layer: its length, then `capacity(layer)` slots.
+    fn slot(&self, node: u32, layer: usize) -> &[u32] {
+        let (node, stride) = (node as usize, self.capacity(layer) + 1);
+        if layer == 0 {
+            &self.base[node * stride..(node + 1) * stride]
         } else {
-            let stride = self.m + 1;
-            &self.upper[node as usize][(layer - 1) * stride..layer * stride]
-        };
-        &list[1..1 + list[0] as usize]
+            &self.upper[node][(layer - 1) * stride..layer * stride]
+        }
+    }
+
+    fn slot_mut(&mut self, node: u32, layer: usize) -> &mut [u32] {
+        let (node, stride) = (node as usize, self.capacity(layer) + 1);
+        if layer == 0 {
+            &mut self.base[node * stride..(node + 1) * stride]
+        } else {
+            &mut self.upper[node][(layer - 1) * stride..layer * stride]
+        }
+    }
+
+    fn links(&self, node: u32, layer: usize) -> &[u32] {
+        let slot = self.slot(node, layer);
+        &slot[1..1 + slot[0] as usize]
     }
 
     fn set_links(&mut self, node: u32, layer: usize, links: &[u32]) {
-        let list = if layer == 0 {
-            let stride = 2 * self.m + 1;
-            &mut self.base[node as usize * stride..(node as usize + 1) * stride]
-        } else {
-            let stride = self.m + 1;
-            &mut self.upper[node as usize][(layer - 1) * stride..layer * stride]
-        };
-        list[0] = links.len() as u32;
-        list[1..1 + links.len()].copy_from_slice(links);
+        let slot = self.slot_mut(node, layer);
+        slot[0] = links.len() as u32;
+        slot[1..1 + links.len()].copy_from_slice(links);
     }
 
     fn capacity(&self, layer: usize) -> usize {
@@ -334,12 +341,8 @@ impl Graph {
         };
         let sound = (0..n as u32).all(|node| {
             (0..=graph.levels[node as usize] as usize).all(|layer| {
-                let list = if layer == 0 {
-                    &graph.base[node as usize * (2 * m + 1)..]
-                } else {
-                    &graph.upper[node as usize][(layer - 1) * (m + 1)..]
-                };
-                list[0] as usize <= graph.capacity(layer)
+                let slot = graph.slot(node, layer);
+                slot[0] as usize <= graph.capacity(layer)
                     && graph
                         .links(node, layer)
                         .iter()

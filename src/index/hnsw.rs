@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::graph::Graph;
 use super::projection::Projection;
-use super::{Neighbour, NeighbourIndex, dot};
+use super::{Neighbour, NeighbourIndex};
 use crate::embeddings::l2_normalize;
+use crate::simd::dot;
 
 /// Construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -90,10 +91,11 @@ impl Reduced {
 }
 
 impl HnswIndex {
-    /// Builds the graph from one L2-normalised row of `dim` values per id.
-    pub fn build(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
+    /// Builds the graph from one L2-normalised row of `dim` values per id (the rows are
+    /// kept: as the graph's vectors, or for re-ranking).
+    pub fn build(dim: usize, ids: &[u32], rows: Vec<f32>, params: HnswParams) -> Self {
         let graph_dim = params.graph_dim(dim);
-        let projection = (graph_dim < dim).then(|| Projection::fit(rows, dim, graph_dim));
+        let projection = (graph_dim < dim).then(|| Projection::fit(&rows, dim, graph_dim));
         let (reduced, vectors) = Self::graph_rows(dim, rows, projection);
         let graph = Graph::build(graph_dim, vectors, params.m, params.ef_construction);
         Self::assemble(dim, ids, params, graph, reduced)
@@ -102,18 +104,16 @@ impl HnswIndex {
     /// The rows the graph holds: the full ones, or their normalised projections.
     fn graph_rows(
         dim: usize,
-        rows: &[f32],
+        rows: Vec<f32>,
         projection: Option<Projection>,
     ) -> (Option<Reduced>, Vec<f32>) {
         assert_eq!(rows.len() % dim, 0, "whole rows");
         match projection {
-            None => (None, rows.to_vec()),
+            None => (None, rows),
             Some(projection) => {
-                let reduced = Reduced {
-                    projection,
-                    rows: rows.to_vec(),
-                };
-                let vectors = rows
+                let reduced = Reduced { projection, rows };
+                let vectors = reduced
+                    .rows
                     .chunks_exact(dim)
                     .flat_map(|r| reduced.graph_vector(r))
                     .collect();
@@ -142,10 +142,11 @@ impl HnswIndex {
     /// Reloads the graph (and projection) saved for exactly these rows and parameters
     /// under `dir`, or builds and saves them there. Building takes tens of seconds for
     /// 56k tracks; reloading a fraction of a second.
-    pub fn cached(dir: &Path, dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
-        let file = dir.join(format!("{}.hnsw", fingerprint(dim, ids, rows, params)));
+    pub fn cached(dir: &Path, dim: usize, ids: &[u32], rows: Vec<f32>, params: HnswParams) -> Self {
+        let file = dir.join(format!("{}.hnsw", fingerprint(dim, ids, &rows, params)));
         if file.is_file() {
-            match Self::load(&file, dim, ids, rows, params) {
+            // The rows are needed again when the file turns out unusable.
+            match Self::load(&file, dim, ids, &rows, params) {
                 Ok(index) => return index,
                 Err(e) => {
                     tracing::warn!(file = %file.display(), error = %e, "could not reload the HNSW index; rebuilding")
@@ -207,7 +208,7 @@ impl HnswIndex {
             .collect();
         let projection = (graph_dim < dim)
             .then(|| Projection::from_basis(basis, dim, graph_dim).expect("length checked"));
-        let (reduced, vectors) = Self::graph_rows(dim, rows, projection);
+        let (reduced, vectors) = Self::graph_rows(dim, rows.to_vec(), projection);
         let graph = Graph::read_links(&mut r, graph_dim, vectors)?;
         Ok(Self::assemble(dim, ids, params, graph, reduced))
     }
@@ -324,7 +325,7 @@ mod tests {
             search_dim: 8,
         };
         let dir = tempfile::tempdir().unwrap();
-        let index = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+        let index = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
         assert_eq!(index.graph_dim(), 8);
         let exact = ExactIndex::new(dim, ids.clone(), rows.clone());
         let exclude: HashSet<u32> = ids.iter().copied().step_by(5).collect();
@@ -346,7 +347,7 @@ mod tests {
         }
         assert!(hits * 100 >= queries.len() * 10 * 95, "recall {hits}");
 
-        let reloaded = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+        let reloaded = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
         let file = std::fs::read_dir(dir.path())
             .unwrap()
             .next()
@@ -360,7 +361,7 @@ mod tests {
             );
         }
         std::fs::write(&file, b"not a graph").unwrap();
-        let rebuilt = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+        let rebuilt = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
         for q in &queries {
             assert_eq!(
                 index.search(q, 10, &exclude),

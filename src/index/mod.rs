@@ -10,8 +10,6 @@ pub mod projection;
 
 use std::collections::HashSet;
 
-pub(crate) use crate::simd::dot;
-
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 
@@ -69,7 +67,7 @@ pub fn build<'a>(
     let rows: Vec<f32> = ids.iter().flat_map(|&id| row(id).iter().copied()).collect();
     match (kind, cache) {
         (IndexKind::Exact, _) => Box::new(ExactIndex::new(dim, ids.to_vec(), rows)),
-        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, &rows, params)),
-        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, &rows, params)),
+        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, rows, params)),
+        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, rows, params)),
     }
 }

@@ -11,6 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+use crate::simd::dot;
+
 /// At most this many rows (evenly strided) estimate the second-moment matrix: the
 /// directions of 56k tracks are found as well from 16k, at a third of the cost.
 const SAMPLE_ROWS: usize = 16_384;
@@ -61,7 +63,7 @@ impl Projection {
             let captured: f64 = basis
                 .chunks_exact(dim_in)
                 .zip(next.chunks_exact(dim_in))
-                .map(|(b, c)| super::dot(b, c) as f64)
+                .map(|(b, c)| dot(b, c) as f64)
                 .sum();
             basis = next;
             orthonormalize(&mut basis, dim_in);
@@ -104,18 +106,8 @@ impl Projection {
     pub fn apply(&self, row: &[f32]) -> Vec<f32> {
         self.basis
             .chunks_exact(self.dim_in)
-            .map(|b| super::dot(b, row))
+            .map(|b| dot(b, row))
             .collect()
-    }
-
-    /// The mean fraction of each row's squared norm that the reduced space keeps.
-    pub fn retained_energy(&self, rows: &[f32]) -> f64 {
-        let (mut kept, mut total) = (0f64, 0f64);
-        for row in rows.chunks_exact(self.dim_in) {
-            kept += self.apply(row).iter().map(|v| (v * v) as f64).sum::<f64>();
-            total += row.iter().map(|v| (v * v) as f64).sum::<f64>();
-        }
-        if total > 0.0 { kept / total } else { 1.0 }
     }
 }
 
@@ -127,7 +119,7 @@ fn orthonormalize(basis: &mut [f32], dim: usize) {
         let (done, rest) = basis.split_at_mut(i * dim);
         let row = &mut rest[..dim];
         for prev in done.chunks_exact(dim) {
-            let p = super::dot(prev, row);
+            let p = dot(prev, row);
             row.iter_mut().zip(prev).for_each(|(r, q)| *r -= p * q);
         }
         crate::embeddings::l2_normalize(row);
@@ -137,6 +129,16 @@ fn orthonormalize(basis: &mut [f32], dim: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The mean fraction of each row's squared norm that the reduced space keeps.
+    fn retained_energy(p: &Projection, rows: &[f32]) -> f64 {
+        let (mut kept, mut total) = (0f64, 0f64);
+        for row in rows.chunks_exact(p.dim_in) {
+            kept += p.apply(row).iter().map(|v| (v * v) as f64).sum::<f64>();
+            total += row.iter().map(|v| (v * v) as f64).sum::<f64>();
+        }
+        kept / total
+    }
 
     /// Rows spanning a known 3-d subspace of R^8 plus tiny noise: a 3-d projection keeps
     /// all of their energy and is orthonormal; the inner products of the projected rows
@@ -159,24 +161,24 @@ mod tests {
             .collect();
         let p = Projection::fit(&rows, 8, 3);
         assert!(
-            p.retained_energy(&rows) > 0.9999,
+            retained_energy(&p, &rows) > 0.9999,
             "{}",
-            p.retained_energy(&rows)
+            retained_energy(&p, &rows)
         );
         for i in 0..3 {
             for j in 0..3 {
-                let d = super::super::dot(&p.basis()[i * 8..][..8], &p.basis()[j * 8..][..8]);
+                let d = dot(&p.basis()[i * 8..][..8], &p.basis()[j * 8..][..8]);
                 let want = if i == j { 1.0 } else { 0.0 };
                 assert!((d - want).abs() < 1e-5, "basis {i}·{j} = {d}");
             }
         }
         let (a, b) = (&rows[0..8], &rows[8..16]);
-        let full = super::super::dot(a, b);
-        let reduced = super::super::dot(&p.apply(a), &p.apply(b));
+        let full = dot(a, b);
+        let reduced = dot(&p.apply(a), &p.apply(b));
         assert!((full - reduced).abs() < 1e-4, "{full} vs {reduced}");
         // A 1-d projection keeps the largest direction (axis 2, norm 2): 4/(2+2+4) of the energy.
         let one = Projection::fit(&rows, 8, 1);
-        let kept = one.retained_energy(&rows);
+        let kept = retained_energy(&one, &rows);
         assert!((kept - 0.5).abs() < 0.05, "{kept}");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::index::dot;
+use crate::simd::dot;
 
 /// Rows of `a` and `b` paired by index, plus, for the backward pass, which pairs touch
 /// each row (a CSR grouping), computed once.
