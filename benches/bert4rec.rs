@@ -29,6 +29,10 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
+static DEVICE: std::sync::LazyLock<Device> =
+    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+
 const SEED: u64 = 42;
 const MAX_LEN: usize = 300;
 const BATCH: usize = 64;
@@ -44,6 +48,7 @@ const LATENCY_QUERIES: usize = 20;
 const BATCH_USERS: usize = 256;
 
 fn main() -> anyhow::Result<()> {
+    audiorec::train::malloc::keep_freed_memory();
     let small = tempfile::tempdir()?;
     generate(small.path(), Scale::Small, SEED)?;
     let (ds, split) = open(small.path())?;
@@ -106,7 +111,7 @@ fn build(emb: &Embeddings) -> anyhow::Result<(Encoder, VarMap)> {
     let cfg = ModelConfig::paper(ItemInit::Content, emb.len(), emb.dim);
     let varmap = VarMap::new();
     let mut rng = StdRng::seed_from_u64(SEED);
-    let enc = Encoder::new(&cfg, Some(emb.raw()), &varmap, &mut rng, &Device::Cpu)?;
+    let enc = Encoder::new(&cfg, Some(emb.raw()), &varmap, &mut rng, &DEVICE)?;
     Ok((enc, varmap))
 }
 
@@ -225,7 +230,7 @@ fn latency(
         &models.path().join("bert4rec-bench"),
         emb.clone(),
         &split.train_items,
-        &Device::Cpu,
+        &DEVICE,
     )?;
     let mut rng = StdRng::seed_from_u64(SEED);
     let history: Vec<u32> = (0..MAX_LEN)

@@ -34,6 +34,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+/// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
+static DEVICE: std::sync::LazyLock<Device> =
+    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+
 const SMALL_DIR: &str = "/tmp/shallow-bench-small";
 const PAPER_DIR: &str = "/tmp/paper";
 const SEED: u64 = 42;
@@ -84,7 +88,7 @@ fn seconds_per_batch(
     fused: bool,
 ) -> f64 {
     let e = dataset.load_embeddings(backend).unwrap();
-    let dev = Device::Cpu;
+    let dev = DEVICE.clone();
     let train_users: Vec<u32> = (0..split.train.len() as u32)
         .filter(|&u| !split.train[u as usize].is_empty())
         .collect();
@@ -118,6 +122,7 @@ fn seconds_per_batch(
 }
 
 fn main() {
+    audiorec::train::malloc::keep_freed_memory();
     let epochs = env_or("SHALLOW_BENCH_EPOCHS", EPOCHS);
     let (dataset, split) = open(SMALL_DIR, Scale::Small);
     let n_batches = split.counts.train.interactions.div_ceil(BATCH);
@@ -143,7 +148,7 @@ fn main() {
             split: &split,
             users: &dataset.interactions.users,
         };
-        let out = fit(&params, data, &paths, false, &Device::Cpu, &Quiet).unwrap();
+        let out = fit(&params, data, &paths, false, &DEVICE, &Quiet).unwrap();
         let curve = &out.config.curve;
         let s_epoch = curve.iter().map(|r| r.seconds).sum::<f64>() / curve.len() as f64;
         let (kind, hnsw) = (IndexKind::Exact, HnswParams::default());
@@ -153,7 +158,7 @@ fn main() {
             &split.train_items,
             kind,
             hnsw,
-            &Device::Cpu,
+            &DEVICE,
         )
         .unwrap();
         let knn = KnnRecommender::new(embeddings.clone(), &split.train_items, kind, hnsw, None);

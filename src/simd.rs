@@ -39,6 +39,12 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ARCH.dispatch(Dot(a, b))
 }
 
+/// Runs `f` compiled for the widest SIMD the CPU has, so plain loops over slices in it
+/// (and in `#[inline(always)]` helpers it calls) are auto-vectorised at that width.
+pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    ARCH.dispatch(f)
+}
+
 /// `acc += row` element-wise.
 pub fn add_assign(acc: &mut [f32], row: &[f32]) {
     struct Add<'a>(&'a mut [f32], &'a [f32]);

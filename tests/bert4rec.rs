@@ -21,6 +21,10 @@ use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
+static DEVICE: std::sync::LazyLock<Device> =
+    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+
 const BACKEND: &str = "musicnn";
 const MAX_LEN: usize = 32;
 const EPOCHS: usize = 4;
@@ -66,7 +70,7 @@ fn short_training_on_small_beats_knn_on_validation_hit_rate() {
         Some(emb.raw()),
         &varmap,
         &mut StdRng::seed_from_u64(fc.seed),
-        &Device::Cpu,
+        &DEVICE,
     )
     .unwrap();
     let paths = CheckpointPaths::new(&dir.path().join("models"), "bert4rec-musicnn");
@@ -93,7 +97,7 @@ fn short_training_on_small_beats_knn_on_validation_hit_rate() {
         &dir.path().join("models/bert4rec-musicnn"),
         emb,
         &split.train_items,
-        &Device::Cpu,
+        &DEVICE,
     )
     .unwrap();
     let bert_hr = hit_rate(&rec, &ds, &split);

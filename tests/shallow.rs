@@ -21,6 +21,10 @@ use audiorec::train::shallow::fit::{Quiet, TrainData};
 use audiorec::train::shallow::{ShallowParams, fit};
 use candle_core::Device;
 
+/// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
+static DEVICE: std::sync::LazyLock<Device> =
+    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+
 const SEED: u64 = 7;
 const EPOCHS: usize = 1;
 /// Smaller than the paper's 10,000 so that one epoch takes 100 Adam steps.
@@ -54,7 +58,7 @@ fn train_and_load(
         split,
         users: &dataset.interactions.users,
     };
-    let out = fit(&params, data, &paths, false, &Device::Cpu, &Quiet).unwrap();
+    let out = fit(&params, data, &paths, false, &DEVICE, &Quiet).unwrap();
     eprintln!("{backend}: {:?}", out.config.curve);
     ShallowRecommender::load(
         &paths.weights(),
@@ -62,7 +66,7 @@ fn train_and_load(
         &split.train_items,
         IndexKind::Exact,
         HnswParams::default(),
-        &Device::Cpu,
+        &DEVICE,
     )
     .unwrap()
 }

@@ -50,7 +50,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(a) => import::run(a),
         Command::Split(a) => split::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => {
+            audiorec::train::malloc::keep_freed_memory();
+            train::run(a)
+        }
         Command::Evaluate(a) => evaluate::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::DemoData(a) => demo::run(a),

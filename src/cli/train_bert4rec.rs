@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, env = "AUDIOREC_MODELS")]
     models: Option<PathBuf>,
     /// cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", env = "AUDIOREC_DEVICE")]
     device: String,
 }
 

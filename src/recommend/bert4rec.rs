@@ -204,7 +204,7 @@ mod tests {
             Some(&raw),
             &varmap,
             &mut StdRng::seed_from_u64(1),
-            &Device::Cpu,
+            &crate::train::test_device(),
         )
         .unwrap();
         let paths = CheckpointPaths::new(dir, "bert4rec-toy");
@@ -241,7 +241,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = saved(dir.path());
         let items: Vec<u32> = (0..25).collect(); // 25..30 are not recommendable
-        let r = Bert4RecRecommender::load(&stem, embeddings(30), &items, &Device::Cpu).unwrap();
+        let r =
+            Bert4RecRecommender::load(&stem, embeddings(30), &items, &crate::train::test_device())
+                .unwrap();
         let history: Vec<u32> = vec![1, 2, 3, 4, 5, 6, 7];
         let q = Query {
             user: None,
@@ -294,7 +296,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = saved(dir.path());
         let items: Vec<u32> = (0..31).collect();
-        let r = Bert4RecRecommender::load(&stem, embeddings(31), &items, &Device::Cpu).unwrap();
+        let r =
+            Bert4RecRecommender::load(&stem, embeddings(31), &items, &crate::train::test_device())
+                .unwrap();
         let q = Query {
             user: None,
             history: &[1, 2, 30],

@@ -2,6 +2,7 @@
 //! schedules) live here; each model has its own module.
 
 pub mod bert4rec;
+pub mod malloc;
 pub mod schedule;
 pub mod shallow;
 
@@ -24,4 +25,19 @@ pub fn parse_device(spec: &str) -> Result<Device, String> {
         }
         other => Err(format!("`{other}`: expected cpu, cuda or cuda:N")),
     }
+}
+
+/// The device named by `AUDIOREC_DEVICE` (default `cpu`): the switch the CLI's `--device`
+/// reads too, so the model tests and training benchmarks run on a GPU the same way.
+pub fn device_from_env() -> Result<Device, String> {
+    parse_device(&std::env::var("AUDIOREC_DEVICE").unwrap_or_else(|_| "cpu".into()))
+}
+
+/// The device unit tests of the models run on: [`device_from_env`], made once (candle
+/// tells CUDA devices apart by instance, so every tensor of a test must share it).
+#[cfg(test)]
+pub(crate) fn test_device() -> Device {
+    static DEVICE: std::sync::LazyLock<Device> =
+        std::sync::LazyLock::new(|| device_from_env().expect("AUDIOREC_DEVICE"));
+    DEVICE.clone()
 }

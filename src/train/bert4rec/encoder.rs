@@ -1,7 +1,12 @@
 //! The BERT encoder of BERT4Rec, written out so that it trains under candle: attention
-//! with a key-padding mask, `layer_norm_slow` and the generic softmax in training (the
-//! fused kernels have no backward pass; inference uses them), exact GELU, and dropout drawn
-//! from a seeded generator that is active only in training.
+//! with a key-padding mask, post-norm layers, exact GELU, and dropout drawn from a seeded
+//! generator that is active only in training.
+//!
+//! On the CPU the element-wise work (layer norm, GELU, dropout, the attention softmax
+//! with its mask and dropout, the cross-entropy) runs in the fused kernels of
+//! [`super::fused`], which carry their own backward passes. On CUDA, training uses
+//! candle's generic ops (its fused kernels have no backward pass) and inference its fused
+//! kernels.
 //!
 //! Token ids: `0..n` are tracks (rows of the item table), `n` is [MASK], `n + 1` is [PAD],
 //! where `n` is the number of rows of the item table *now*: a frozen content table can grow
@@ -11,12 +16,15 @@
 //! With left padding, a sequence therefore reads the same positions whether or not it is
 //! padded, and padding (masked out of attention) cannot change its outputs.
 
+use std::sync::Arc;
+
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{Linear, Module, VarMap, ops};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
+use super::fused::{self, AttentionSoftmax, DropoutMask};
 use super::{Bert4RecError, ModelConfig};
 
 /// BERT's initialisation scale, also the authors' for the [MASK]/[PAD] rows.
@@ -37,21 +45,43 @@ struct Norm {
 }
 
 impl Norm {
-    /// The fused kernel has no backward pass: only for inference (`fused`).
-    fn forward(&self, x: &Tensor, fused: bool) -> candle_core::Result<Tensor> {
-        if fused {
-            ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, LN_EPS)
-        } else {
-            ops::layer_norm_slow(x, &self.gamma, &self.beta, LN_EPS)
+    fn forward(&self, x: &Tensor, kernels: Kernels) -> candle_core::Result<Tensor> {
+        match kernels {
+            Kernels::Fused => fused::LayerNorm { eps: LN_EPS }.apply(x, &self.gamma, &self.beta),
+            Kernels::CandleInference => {
+                ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, LN_EPS)
+            }
+            Kernels::CandleTraining => ops::layer_norm_slow(x, &self.gamma, &self.beta, LN_EPS),
         }
     }
 }
 
+/// Which implementation of the element-wise ops a forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    /// The CPU kernels of [`fused`], training and inference alike.
+    Fused,
+    /// candle's fused kernels (no backward pass): inference on other devices.
+    CandleInference,
+    /// candle's generic ops, which have backward passes: training on other devices.
+    CandleTraining,
+}
+
 impl Mode<'_> {
-    /// Inference may use candle's fused kernels (no backward pass, faster).
-    fn fused(&self) -> bool {
-        matches!(self, Mode::Eval)
+    fn kernels(&self, device: &Device) -> Kernels {
+        match (device.is_cpu(), self) {
+            (true, _) => Kernels::Fused,
+            (false, Mode::Eval) => Kernels::CandleInference,
+            (false, Mode::Train(_)) => Kernels::CandleTraining,
+        }
     }
+}
+
+/// Which keys are padding: flags for the fused softmax, an additive bias for candle's.
+struct Padding {
+    flags: Arc<Vec<bool>>,
+    /// `[batch, 1, 1, len]`: [`MASKED_SCORE`] at padding keys, else 0.
+    bias: Tensor,
 }
 
 struct Layer {
@@ -256,24 +286,27 @@ impl Encoder {
             + special.broadcast_mul(&is_special)?)?
         .reshape((batch, len, h))?;
         let pos = self.positions.narrow(0, self.config.max_len - len, len)?;
-        let x = self
-            .emb_norm
-            .forward(&emb.broadcast_add(&pos)?, mode.fused())?;
+        let kernels = mode.kernels(dev);
+        let x = self.emb_norm.forward(&emb.broadcast_add(&pos)?, kernels)?;
         let mut x = self.dropout(&x, mode)?.reshape((batch * len, h))?;
 
         let pad = n + 1;
         // No padding, no mask: skip a pass over the `[batch, heads, len, len]` scores.
-        let bias = if tokens.contains(&pad) {
-            let bias: Vec<f32> = tokens
+        let padding = if tokens.contains(&pad) {
+            let flags: Vec<bool> = tokens.iter().map(|&t| t == pad).collect();
+            let bias: Vec<f32> = flags
                 .iter()
-                .map(|&t| if t == pad { MASKED_SCORE } else { 0.0 })
+                .map(|&p| if p { MASKED_SCORE } else { 0.0 })
                 .collect();
-            Some(Tensor::from_vec(bias, (batch, 1, 1, len), dev)?)
+            Some(Padding {
+                flags: Arc::new(flags),
+                bias: Tensor::from_vec(bias, (batch, 1, 1, len), dev)?,
+            })
         } else {
             None
         };
         for layer in &self.layers {
-            x = self.layer(layer, &x, bias.as_ref(), batch, len, mode)?;
+            x = self.layer(layer, &x, padding.as_ref(), batch, len, mode)?;
         }
         Ok(x.reshape((batch, len, h))?)
     }
@@ -283,12 +316,13 @@ impl Encoder {
         &self,
         l: &Layer,
         x: &Tensor,
-        bias: Option<&Tensor>,
+        padding: Option<&Padding>,
         batch: usize,
         len: usize,
         mode: &mut Mode,
     ) -> Result<Tensor, Bert4RecError> {
         let (h, heads) = (self.config.hidden, self.config.heads);
+        let kernels = mode.kernels(&self.device);
         let hd = h / heads;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((batch, len, heads, hd))?
@@ -298,14 +332,19 @@ impl Encoder {
         let q = split((l.q.forward(x)? * (1.0 / (hd as f64).sqrt()))?)?;
         let k = split(l.k.forward(x)?)?;
         let v = split(l.v.forward(x)?)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let probs = if mode.fused() {
-            ops::softmax_last_dim(&scores)?
-        } else {
-            self.dropout(&ops::softmax(&scores, D::Minus1)?, mode)?
+        let scores = q.matmul(&k.t()?)?;
+        let biased = |s: Tensor| match padding {
+            Some(p) => s.broadcast_add(&p.bias),
+            None => Ok(s),
+        };
+        let probs = match kernels {
+            Kernels::Fused => AttentionSoftmax::new(padding.map(|p| p.flags.clone()), heads, len)
+                .with_dropout(self.dropout_mask(mode))
+                .apply(&scores)?,
+            Kernels::CandleInference => ops::softmax_last_dim(&biased(scores)?)?,
+            Kernels::CandleTraining => {
+                self.dropout(&ops::softmax(&biased(scores)?, D::Minus1)?, mode)?
+            }
         };
         let ctx = probs
             .matmul(&v)?
@@ -313,14 +352,34 @@ impl Encoder {
             .contiguous()?
             .reshape((batch * len, h))?;
         let attn = self.dropout(&l.o.forward(&ctx)?, mode)?;
-        let x = l.attn_norm.forward(&(x + attn)?, mode.fused())?;
-        let ffn = l.down.forward(&l.up.forward(&x)?.gelu_erf()?)?;
-        let ffn = self.dropout(&ffn, mode)?;
-        Ok(l.ffn_norm.forward(&(x + ffn)?, mode.fused())?)
+        let x = l.attn_norm.forward(&(x + attn)?, kernels)?;
+        let up = l.up.forward(&x)?;
+        let up = match kernels {
+            Kernels::Fused => fused::Gelu::apply(&up)?,
+            _ => up.gelu_erf()?,
+        };
+        let ffn = self.dropout(&l.down.forward(&up)?, mode)?;
+        Ok(l.ffn_norm.forward(&(x + ffn)?, kernels)?)
+    }
+
+    /// A fresh dropout mask from the training generator; `None` in eval.
+    fn dropout_mask(&self, mode: &mut Mode) -> Option<DropoutMask> {
+        match mode {
+            Mode::Train(rng) if self.config.dropout > 0.0 => {
+                Some(DropoutMask::new(rng.random(), self.config.dropout))
+            }
+            _ => None,
+        }
     }
 
     /// Inverted dropout with a mask drawn from the training generator; identity in eval.
     fn dropout(&self, x: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
+        if self.device.is_cpu() {
+            return match self.dropout_mask(mode) {
+                Some(mask) => fused::Dropout(mask).apply(x),
+                None => Ok(x.clone()),
+            };
+        }
         let p = self.config.dropout;
         let rng = match mode {
             Mode::Train(rng) if p > 0.0 => rng,
@@ -357,7 +416,11 @@ impl Encoder {
         let picked = flat.index_select(&Tensor::from_slice(positions, positions.len(), dev)?, 0)?;
         let logits = self.logits(&picked)?;
         let targets = Tensor::from_slice(targets, targets.len(), dev)?;
-        Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
+        Ok(if dev.is_cpu() {
+            fused::CrossEntropy::apply(&logits, &targets)?
+        } else {
+            candle_nn::loss::cross_entropy(&logits, &targets)?
+        })
     }
 
     /// Logits `[batch, n]` at the last position of each row: the appended [MASK] of a

@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod encoder;
 pub mod fit;
+mod fused;
 pub mod masking;
 pub mod rank;
 

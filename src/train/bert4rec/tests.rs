@@ -1,6 +1,6 @@
 //! Behaviour of the encoder, loss, training loop and checkpoints on tiny hand-made cases.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -37,7 +37,7 @@ fn encoder(item_init: ItemInit, seed: u64) -> (Encoder, VarMap) {
         Some(&raw),
         &varmap,
         &mut StdRng::seed_from_u64(seed),
-        &Device::Cpu,
+        &crate::train::test_device(),
     )
     .unwrap();
     (e, varmap)
@@ -82,7 +82,7 @@ fn padding_does_not_change_outputs() {
 fn loss_is_cross_entropy_at_masked_positions_only() {
     // Items (hidden 2): [1,0], [0,1], [1,1]. Hidden states of one row of three positions;
     // position 0 is not masked and would dominate the loss if it were counted.
-    let dev = Device::Cpu;
+    let dev = crate::train::test_device();
     let cfg = ModelConfig {
         intermediate: 4,
         max_len: 4,
@@ -180,7 +180,8 @@ fn checkpoint_round_trip_gives_identical_logits() {
         checkpoint_meta(&e, FitConfig::default())
             .save(&paths)
             .unwrap();
-        let (back, meta) = checkpoint::load(&paths, Some(&raw), &Device::Cpu).unwrap();
+        let (back, meta) =
+            checkpoint::load(&paths, Some(&raw), &crate::train::test_device()).unwrap();
         assert_eq!(&meta.model, e.config());
         let tokens = [
             e.pad_token(),
@@ -307,7 +308,7 @@ fn fused_inference_kernels_match_the_trainable_path() {
         Some(&raw),
         &varmap,
         &mut StdRng::seed_from_u64(6),
-        &Device::Cpu,
+        &crate::train::test_device(),
     )
     .unwrap();
     let tokens = [

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::checkpoint::{Checkpoint, CheckpointPaths};
 use super::fit::{Quiet, TrainData, fit, net_from_checkpoint};
@@ -74,7 +74,7 @@ fn small_params() -> ShallowParams {
 }
 
 fn net(items_trainable: bool) -> ShallowNet {
-    let dev = Device::Cpu;
+    let dev = crate::train::test_device();
     let f = fixture();
     let items = Table::new(
         matrix(f.embeddings.raw(), DIM, &dev).unwrap(),
@@ -155,7 +155,15 @@ fn training_leaves_a_frozen_item_table_byte_identical_and_learns() {
         users: &f.users,
     };
     let params = small_params();
-    let out = fit(&params, data, &paths, false, &Device::Cpu, &Quiet).unwrap();
+    let out = fit(
+        &params,
+        data,
+        &paths,
+        false,
+        &crate::train::test_device(),
+        &Quiet,
+    )
+    .unwrap();
     let items: Vec<f32> = out
         .net
         .items
@@ -190,12 +198,12 @@ fn training_leaves_a_frozen_item_table_byte_identical_and_learns() {
     );
     assert!(paths.weights().is_file() && paths.last().is_file() && paths.config().is_file());
     // The latest weights load back into a net that scores exactly as the trained one.
-    let ckpt = Checkpoint::load(&paths, true, &Device::Cpu).unwrap();
+    let ckpt = Checkpoint::load(&paths, true, &crate::train::test_device()).unwrap();
     assert!(
         !ckpt.tensors.contains_key("items"),
         "a frozen table is not stored"
     );
-    let back = net_from_checkpoint(&ckpt, &f.embeddings, &Device::Cpu).unwrap();
+    let back = net_from_checkpoint(&ckpt, &f.embeddings, &crate::train::test_device()).unwrap();
     let args = ([0u32, 7], [2u32, 9], [3u32, 4, 1, 2]);
     let (p1, n1) = batch_scores(&out.net, &args.0, &args.1, &args.2, 2).unwrap();
     let (p2, n2) = batch_scores(&back, &args.0, &args.1, &args.2, 2).unwrap();
@@ -217,16 +225,39 @@ fn a_resumed_run_continues_the_curve_and_refuses_other_parameters() {
         max_epochs: 2,
         ..small_params()
     };
-    let first = fit(&params, data, &paths, false, &Device::Cpu, &Quiet).unwrap();
+    let first = fit(
+        &params,
+        data,
+        &paths,
+        false,
+        &crate::train::test_device(),
+        &Quiet,
+    )
+    .unwrap();
     assert_eq!(first.config.state.finished.as_deref(), Some("max epochs"));
     params.max_epochs = 4;
-    let resumed = fit(&params, data, &paths, true, &Device::Cpu, &Quiet).unwrap();
+    let resumed = fit(
+        &params,
+        data,
+        &paths,
+        true,
+        &crate::train::test_device(),
+        &Quiet,
+    )
+    .unwrap();
     let epochs: Vec<usize> = resumed.config.curve.iter().map(|r| r.epoch).collect();
     assert_eq!(epochs, vec![1, 2, 3, 4]);
     assert_eq!(resumed.config.curve[..2], first.config.curve[..]);
     params.lr = 0.5;
     params.max_epochs = 6;
-    match fit(&params, data, &paths, true, &Device::Cpu, &Quiet) {
+    match fit(
+        &params,
+        data,
+        &paths,
+        true,
+        &crate::train::test_device(),
+        &Quiet,
+    ) {
         Err(ShallowError::Mismatch { .. }) => {}
         other => panic!(
             "expected a mismatch, got {:?}",
