@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench bert4rec`. Paper data: `cargo run --release -- demo-data --scale
 //! paper --out /tmp/paper` (or set AUDIOREC_BENCH_PAPER); skipped when absent.
-//! AUDIOREC_BENCH_PYTHON names a Python with torch and transformers (default python3).
+//! AUDIOREC_BENCH_PYTHON names a Python with torch and transformers (default python3);
+//! AUDIOREC_DEVICE=cuda runs both on the GPU (a build with `--features cuda`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -172,9 +173,11 @@ fn fixed_shape(
 
 fn compare_torch(candle_s: f64, tracks: usize, dim: usize, batches: usize) {
     let python = std::env::var("AUDIOREC_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/bert4rec_torch.py");
+    // Relative: `cargo bench` runs in the package root, and so must a carried binary.
+    let device = std::env::var("AUDIOREC_DEVICE").unwrap_or_else(|_| "cpu".into());
     let out = std::process::Command::new(&python)
-        .arg(&script)
+        .arg("benches/bert4rec_torch.py")
+        .args(["--device", &device])
         .args(["--tracks", &tracks.to_string(), "--dim", &dim.to_string()])
         .args(["--batch", &BATCH.to_string(), "--len", &MAX_LEN.to_string()])
         .args([
@@ -192,8 +195,9 @@ fn compare_torch(candle_s: f64, tracks: usize, dim: usize, batches: usize) {
         Some(v) => {
             let torch_s = v["seconds_per_batch"].as_f64().unwrap_or(f64::NAN);
             println!(
-                "PyTorch {} ({} threads): {torch_s:.2} s/batch, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
+                "PyTorch {} on {} ({} threads): {torch_s:.2} s/batch, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
                 v["torch"],
+                v["device"],
                 v["threads"],
                 v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
                 candle_s / torch_s

@@ -25,10 +25,12 @@ def main():
     p.add_argument("--len", type=int, default=300)
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     a = p.parse_args()
     torch.manual_seed(a.seed)
-    items = torch.randn(a.tracks, a.dim)  # frozen: not a parameter
-    special = torch.nn.Parameter(torch.randn(2, a.dim) * 0.02)  # [MASK], [PAD]
+    dev = torch.device(a.device)
+    items = torch.randn(a.tracks, a.dim, device=dev)  # frozen: not a parameter
+    special = torch.nn.Parameter(torch.randn(2, a.dim, device=dev) * 0.02)  # [MASK], [PAD]
     cfg = BertConfig(
         vocab_size=2,
         hidden_size=a.dim,
@@ -38,13 +40,13 @@ def main():
         max_position_embeddings=a.len,
         hidden_act="gelu",
     )
-    model = BertModel(cfg, add_pooling_layer=False)
+    model = BertModel(cfg, add_pooling_layer=False).to(dev)
     opt = torch.optim.Adam(list(model.parameters()) + [special], lr=1e-3)
     mask_id, pad_id = a.tracks, a.tracks + 1
 
     def step():
-        tokens = torch.randint(0, a.tracks, (a.batch, a.len))
-        masked = torch.rand(a.batch, a.len) < 0.2
+        tokens = torch.randint(0, a.tracks, (a.batch, a.len), device=dev)
+        masked = torch.rand(a.batch, a.len, device=dev) < 0.2
         targets = tokens[masked]
         tokens = tokens.masked_fill(masked, mask_id)
         table = torch.cat([items, special])
@@ -76,6 +78,7 @@ def main():
         "peak_rss_mib": peak_mib,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "device": str(dev),
     }))
 
 

@@ -81,6 +81,11 @@ pub struct Settings {
     /// directions, re-ranking the candidates exactly (0: always at full width).
     #[arg(long, env = "AUDIOREC_SEARCH_DIM", default_value_t = HnswParams::default().search_dim)]
     pub search_dim: usize,
+    /// Stored users whose KNN user vector is kept between requests, per backend (0: off).
+    /// Checked against the user's history, so a new listen is never answered stale;
+    /// memory is at most this × the embedding width × 4 bytes per backend.
+    #[arg(long, env = "AUDIOREC_REMEMBERED_USERS", default_value_t = 20_000)]
+    pub remembered_users: usize,
 }
 
 impl Settings {

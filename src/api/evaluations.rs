@@ -183,7 +183,11 @@ async fn execute(
     k: usize,
 ) -> Result<(), ApiError> {
     for case in cases.iter_mut().filter(|c| c.stored) {
-        case.history = state.store.history(&case.label).await?;
+        case.history = state
+            .histories
+            .get(&state.store, &case.label)
+            .await?
+            .to_vec();
     }
     let (evaluation, cases) = tokio::task::spawn_blocking(move || {
         let eval_cases: Vec<EvalCase> = cases

@@ -7,6 +7,7 @@ pub mod error;
 mod evaluations;
 mod extract;
 mod health;
+mod histories;
 pub mod openapi;
 mod recommendations;
 pub mod startup;
@@ -41,6 +42,8 @@ pub const MAX_K: usize = 1000;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Histories of stored users kept in memory (embedded SQLite only).
+    histories: Arc<histories::Histories>,
     pub registry: Arc<Registry>,
     pub telemetry: Arc<telemetry::Telemetry>,
     api_key: Option<Arc<str>>,
@@ -50,6 +53,10 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, registry: Registry, settings: &Settings) -> Self {
         Self {
+            histories: Arc::new(histories::Histories::for_store(
+                &store,
+                settings.remembered_users,
+            )),
             store,
             registry: Arc::new(registry),
             telemetry: Arc::default(),

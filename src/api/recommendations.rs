@@ -71,7 +71,7 @@ async fn recommend(
     state: &AppState,
     recommender: Arc<dyn Recommender>,
     user_id: Option<String>,
-    history: Vec<u32>,
+    history: Arc<[u32]>,
     k: usize,
 ) -> Result<Recommendations, ApiError> {
     let (model, backend) = (
@@ -124,7 +124,7 @@ pub async fn for_user(
     let k = check_k(params.k.unwrap_or(50))?;
     let backend = params.backend.unwrap_or_else(|| state.default_backend());
     let recommender = state.recommender(params.model.as_deref().unwrap_or("knn"), &backend)?;
-    let history = state.store.history(&user_id).await?;
+    let history = state.histories.get(&state.store, &user_id).await?;
     if history.is_empty() && !state.store.user_exists(&user_id).await? {
         return Err(ApiError::UnknownUser(user_id));
     }
@@ -168,7 +168,7 @@ pub async fn for_history(
         .history
         .iter()
         .map(|t| state.track_index(t))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Arc<[u32]>, _>>()?;
     Ok(Json(
         recommend(&state, recommender, None, history, k).await?,
     ))

@@ -147,12 +147,20 @@ async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
     }
 
     let (index, hnsw) = (settings.index, settings.hnsw());
+    let remembered_users = settings.remembered_users;
     let tracks = dataset.tracks;
     let cache = layout.derived().join("index");
     let models_dir = settings.models_dir();
     let device = crate::train::parse_device(&settings.device).map_err(anyhow::Error::msg)?;
     let registry = tokio::task::spawn_blocking(move || {
-        let mut registry = Registry::with_knn(tracks, backends, index, hnsw, Some(&cache));
+        let mut registry = Registry::with_knn(
+            tracks,
+            backends,
+            index,
+            hnsw,
+            Some(&cache),
+            remembered_users,
+        );
         registry.load_checkpoints(&models_dir, &device, index, hnsw);
         registry
     })

@@ -29,13 +29,15 @@ pub struct Registry {
 
 impl Registry {
     /// Builds a KNN recommender over all catalog tracks for each backend; HNSW graphs are
-    /// cached in `index_cache`.
+    /// cached in `index_cache`; each keeps the user vectors of up to `remembered_users`
+    /// stored users (see [`KnnRecommender::remember_users`]).
     pub fn with_knn(
         catalog: Vocab,
         backends: Vec<Embeddings>,
         index: IndexKind,
         params: HnswParams,
         index_cache: Option<&std::path::Path>,
+        remembered_users: usize,
     ) -> Self {
         let items: Vec<u32> = (0..catalog.len() as u32).collect();
         let mut registry = Self {
@@ -48,13 +50,10 @@ impl Registry {
             let name = embeddings.backend.clone();
             let embeddings = Arc::new(embeddings);
             let started = std::time::Instant::now();
-            let knn = Arc::new(KnnRecommender::new(
-                embeddings.clone(),
-                &items,
-                index,
-                params,
-                index_cache,
-            ));
+            let knn = Arc::new(
+                KnnRecommender::new(embeddings.clone(), &items, index, params, index_cache)
+                    .remember_users(remembered_users),
+            );
             tracing::info!(backend = %name, dim = embeddings.dim, tracks = items.len(), seconds = started.elapsed().as_secs_f64(), "KNN index ready");
             registry.knn.insert(name.clone(), knn.clone());
             registry.add(knn);

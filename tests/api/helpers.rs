@@ -154,6 +154,7 @@ pub fn settings(database_url: String) -> Settings {
         index: IndexKind::Exact,
         ef_search: 100,
         search_dim: HnswParams::default().search_dim,
+        remembered_users: 20_000,
         device: "cpu".into(),
     }
 }

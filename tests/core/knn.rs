@@ -236,3 +236,35 @@ fn hit_rate_orders_backends_by_information_and_noise_is_at_chance() {
     assert!(mfcc.mean > noise.mean, "{report}");
     assert!((noise.mean - chance).abs() <= 4.0 * se, "{report}");
 }
+
+/// A recommender that remembers user vectors answers exactly as one that does not:
+/// for a returning user, after a new listen (a changed history), and after the user was
+/// evicted to make room for another.
+#[test]
+fn remembered_user_vectors_never_answer_a_changed_history_stale() {
+    let ds = small_demo();
+    let split = split(ds);
+    let plain = knn(ds, &split, "musicnn", IndexKind::Exact);
+    let memo = knn(ds, &split, "musicnn", IndexKind::Exact).remember_users(1);
+    let history = &split.train[split.validation[0].user as usize];
+    let other = &split.train[split.validation[1].user as usize];
+    let grown: Vec<u32> = history.iter().chain(&other[..3]).copied().collect();
+    let ask = |r: &KnnRecommender, user: &str, h: &[u32]| {
+        r.recommend(&Query {
+            user: Some(user),
+            history: h,
+            k: K,
+        })
+        .unwrap()
+    };
+    for (user, h) in [
+        ("a", history.as_slice()),
+        ("a", history.as_slice()), // remembered
+        ("a", grown.as_slice()),   // a new listen: recomputed
+        ("b", other.as_slice()),   // evicts "a" (capacity 1)
+        ("a", history.as_slice()),
+    ] {
+        assert_eq!(ask(&memo, user, h), ask(&plain, user, h), "{user}");
+    }
+    assert_ne!(ask(&plain, "a", history), ask(&plain, "a", &grown));
+}

@@ -329,9 +329,17 @@ impl Encoder {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split((l.q.forward(x)? * (1.0 / (hd as f64).sqrt()))?)?;
-        let k = split(l.k.forward(x)?)?;
-        let v = split(l.v.forward(x)?)?;
+        let linear = |layer: &Linear, x: &Tensor| -> candle_core::Result<Tensor> {
+            match (kernels, layer.bias()) {
+                (Kernels::Fused, Some(b)) => {
+                    fused::BiasAdd::apply(&x.matmul(&layer.weight().t()?)?, b)
+                }
+                _ => layer.forward(x),
+            }
+        };
+        let q = split((linear(&l.q, x)? * (1.0 / (hd as f64).sqrt()))?)?;
+        let k = split(linear(&l.k, x)?)?;
+        let v = split(linear(&l.v, x)?)?;
         let scores = q.matmul(&k.t()?)?;
         let biased = |s: Tensor| match padding {
             Some(p) => s.broadcast_add(&p.bias),
@@ -351,14 +359,14 @@ impl Encoder {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((batch * len, h))?;
-        let attn = self.dropout(&l.o.forward(&ctx)?, mode)?;
+        let attn = self.dropout(&linear(&l.o, &ctx)?, mode)?;
         let x = l.attn_norm.forward(&(x + attn)?, kernels)?;
-        let up = l.up.forward(&x)?;
+        let up = linear(&l.up, &x)?;
         let up = match kernels {
             Kernels::Fused => fused::Gelu::apply(&up)?,
             _ => up.gelu_erf()?,
         };
-        let ffn = self.dropout(&l.down.forward(&up)?, mode)?;
+        let ffn = self.dropout(&linear(&l.down, &up)?, mode)?;
         Ok(l.ffn_norm.forward(&(x + ffn)?, kernels)?)
     }
 

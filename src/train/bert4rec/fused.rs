@@ -1,6 +1,6 @@
 //! Fused CPU kernels, each with its own backward pass, for the encoder's element-wise work:
-//! layer norm, GELU, dropout, softmax over attention scores (with the key-padding mask and
-//! attention dropout folded in) and the masked cross-entropy.
+//! linear-layer biases, layer norm, GELU, dropout, softmax over attention scores (with the
+//! key-padding mask and attention dropout folded in) and the masked cross-entropy.
 //!
 //! Written with candle's generic tensor ops, each of these is five to ten passes over
 //! memory forward and as many backward, every one allocating a tensor as large as the
@@ -565,6 +565,100 @@ impl CustomOp2 for GeluGrad {
     }
 }
 
+/// `x + b` for `x: [rows, n]` and a bias `b: [n]`: the bias of a linear layer. candle's
+/// broadcast add is fine forward, but its backward pass sums the gradient over rows with a
+/// strided reduction that cost more than the layer's matrix product.
+#[derive(Debug, Clone, Copy)]
+pub struct BiasAdd;
+
+impl BiasAdd {
+    pub fn apply(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op2(bias, BiasAdd)
+    }
+}
+
+impl CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "fused-bias-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, self.name())?;
+        let b = contiguous(s2, l2, self.name())?;
+        let n = last_dim(l1, self.name())?;
+        if b.len() != n {
+            candle_core::bail!("{}: the bias needs {n} values", self.name());
+        }
+        let rows = rows_per_task(n);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(rows * n)
+            .zip(x.par_chunks(rows * n))
+            .for_each(|(out, x)| {
+                vectorized(|| {
+                    for (y, x) in out.chunks_mut(n).zip(x.chunks(n)) {
+                        for ((y, &v), &b) in y.iter_mut().zip(x).zip(b) {
+                            *y = v + b;
+                        }
+                    }
+                })
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let db = grad.apply_op1(ColumnSum)?;
+        Ok((Some(grad), Some(db)))
+    }
+}
+
+/// `Σ_rows x` of `x: [rows, n]`: per-task partial sums, then their sum.
+struct ColumnSum;
+
+impl CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "column-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let n = last_dim(l, self.name())?;
+        let sums = x
+            .par_chunks(rows_per_task(n) * n)
+            .map(|x| {
+                let mut acc = vec![0f32; n];
+                vectorized(|| {
+                    for row in x.chunks(n) {
+                        for (a, &v) in acc.iter_mut().zip(row) {
+                            *a += v;
+                        }
+                    }
+                });
+                acc
+            })
+            .reduce(
+                || vec![0f32; n],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        Ok((CpuStorage::F32(sums), Shape::from(n)))
+    }
+}
+
 /// Mean cross-entropy of `logits: [m, n]` against `targets: [m]` (u32), as a scalar.
 /// Keeps each row's `log Σ exp` for its backward pass.
 #[derive(Debug, Default)]
@@ -846,6 +940,26 @@ mod tests {
             .unwrap();
         for (p, k) in probs.iter().zip(&kept) {
             assert_eq!(*p, k * 0.25);
+        }
+    }
+
+    #[test]
+    fn bias_add_matches_candle_forward_and_backward() {
+        let x = var(&[70, 33], 8);
+        let b = var(&[33], 9);
+        let w = weights(&[70, 33]);
+        let ours = BiasAdd::apply(&x, &b).unwrap();
+        let reference = x.broadcast_add(&b).unwrap();
+        close(&ours, &reference, 0.0);
+        let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&reference * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &b] {
+            close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-5);
         }
     }
 
