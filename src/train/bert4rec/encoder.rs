@@ -389,19 +389,19 @@ impl Encoder {
             };
         }
         let p = self.config.dropout;
-        let rng = match mode {
-            Mode::Train(rng) if p > 0.0 => rng,
+        let seed: u64 = match mode {
+            Mode::Train(rng) if p > 0.0 => rng.random(),
             _ => return Ok(x.clone()),
         };
-        // Uniform u32s in bulk (fast inside `rand`), thresholded by tensor ops.
-        let mut bits = vec![0u32; x.elem_count()];
-        rng.fill(bits.as_mut_slice());
-        let threshold = (p as f64 * u32::MAX as f64) as u32;
-        let mask = Tensor::from_vec(bits, x.shape(), x.device())?
-            .ge(threshold)?
+        // Drawn on the device (a host-drawn mask is tens of millions of numbers per step to
+        // generate and upload), from a generator seeded by the training one per call, so
+        // a run stays reproducible.
+        self.device.set_seed(seed)?;
+        let keep = Tensor::rand(0f32, 1f32, x.shape(), x.device())?
+            .ge(p)?
             .to_dtype(x.dtype())?
             .affine(1.0 / (1.0 - p as f64), 0.0)?;
-        x * mask
+        x * keep
     }
 
     /// Scores of every item for hidden states `[m, hidden]`: `[m, n]` (the tied head).
