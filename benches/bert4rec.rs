@@ -20,7 +20,7 @@ use audiorec::embeddings::Embeddings;
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::{Query, Recommender};
 use audiorec::train::bert4rec::checkpoint::{DataFingerprint, save_weights};
-use audiorec::train::bert4rec::fit::{TrainData, adam, run_epoch};
+use audiorec::train::bert4rec::fit::{TrainData, adam, epoch_batches, run_epoch};
 use audiorec::train::bert4rec::{
     Checkpoint, CheckpointPaths, Encoder, FitConfig, ItemInit, ModelConfig,
 };
@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         "epoch: {epoch_s:.1} s ({batches} batches, {:.2} s/batch), peak RSS {rss:.0} MiB",
         epoch_s / batches as f64
     );
+    compare_torch_epoch(epoch_s, emb.len(), emb.dim, &data.sequences);
     let fixed = fixed_shape(&enc, &varmap, emb.len(), FIXED_BATCHES)?;
     compare_torch(fixed, emb.len(), emb.dim, FIXED_BATCHES);
     latency(&enc, &varmap, &emb, &split, small.path(), &ds)?;
@@ -171,40 +172,79 @@ fn fixed_shape(
     Ok(per)
 }
 
-fn compare_torch(candle_s: f64, tracks: usize, dim: usize, batches: usize) {
+/// Runs benches/bert4rec_torch.py with the shared shape arguments plus `extra`; its JSON
+/// line, or `None` (printed) when no Python with torch and transformers is there.
+fn torch(tracks: usize, dim: usize, extra: &[&str]) -> Option<serde_json::Value> {
     let python = std::env::var("AUDIOREC_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    // Relative: `cargo bench` runs in the package root, and so must a carried binary.
     let device = std::env::var("AUDIOREC_DEVICE").unwrap_or_else(|_| "cpu".into());
+    // Relative: `cargo bench` runs in the package root, and so must a carried binary.
     let out = std::process::Command::new(&python)
         .arg("benches/bert4rec_torch.py")
         .args(["--device", &device])
         .args(["--tracks", &tracks.to_string(), "--dim", &dim.to_string()])
         .args(["--batch", &BATCH.to_string(), "--len", &MAX_LEN.to_string()])
-        .args([
-            "--batches",
-            &batches.to_string(),
-            "--seed",
-            &SEED.to_string(),
-        ])
+        .args(["--seed", &SEED.to_string()])
+        .args(extra)
         .output();
     let parsed = out
         .ok()
         .filter(|o| o.status.success())
         .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
-    match parsed {
-        Some(v) => {
-            let torch_s = v["seconds_per_batch"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "PyTorch {} on {} ({} threads): {torch_s:.2} s/batch, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
-                v["torch"],
-                v["device"],
-                v["threads"],
-                v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-                candle_s / torch_s
-            );
-        }
-        None => {
-            println!("PyTorch baseline unavailable ({python} with torch + transformers needed)")
+    if parsed.is_none() {
+        println!("PyTorch baseline unavailable ({python} with torch + transformers needed)");
+    }
+    parsed
+}
+
+fn print_torch(v: &serde_json::Value, what: &str, candle_s: f64) {
+    let torch_s = v["seconds"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "PyTorch {} on {} ({} threads), {what}: {torch_s:.2} s, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
+        v["torch"],
+        v["device"],
+        v["threads"],
+        v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        candle_s / torch_s
+    );
+}
+
+/// The same fixed-shape step in PyTorch.
+fn compare_torch(candle_s: f64, tracks: usize, dim: usize, batches: usize) {
+    if let Some(v) = torch(tracks, dim, &["--batches", &batches.to_string()]) {
+        print_torch(&v, "one 64 x 300 step", candle_s);
+    }
+}
+
+/// The epoch timed above, batch for batch, in PyTorch: padded like ours (to each batch's
+/// longest sequence) and padded to the maximum length, as a straightforward
+/// implementation (and the authors' code) does.
+fn compare_torch_epoch(candle_s: f64, tracks: usize, dim: usize, sequences: &[&[u32]]) {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let lines: Vec<String> = epoch_batches(sequences, BATCH, MAX_LEN, &mut rng)
+        .iter()
+        .map(|rows| {
+            let seqs: Vec<String> = rows
+                .iter()
+                .map(|&i| {
+                    let s = sequences[i];
+                    let recent = &s[s.len().saturating_sub(MAX_LEN)..];
+                    let ids: Vec<String> = recent.iter().map(u32::to_string).collect();
+                    ids.join(" ")
+                })
+                .collect();
+            seqs.join(";")
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), lines.join("\n")).expect("write batches");
+    let path = file.path().to_string_lossy().to_string();
+    for (pad, what) in [
+        ("batch", "epoch, padded per batch"),
+        ("max", "epoch, padded to 300"),
+    ] {
+        match torch(tracks, dim, &["--epoch", &path, "--pad", pad]) {
+            Some(v) => print_torch(&v, what, candle_s),
+            None => return,
         }
     }
 }

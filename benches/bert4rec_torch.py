@@ -4,7 +4,8 @@ transformers' BertModel (inputs_embeds), timed on this machine.
 Same shapes as the candle benchmark: `--batch` rows of `--len` items drawn from
 `--tracks` tracks with a frozen `[tracks, dim]` item table plus learned [MASK]/[PAD]
 rows, 2 layers, 2 heads, intermediate 256, mask probability 0.2, cross-entropy over all
-tracks at the masked positions only, Adam lr 1e-3. Prints one JSON line.
+tracks at the masked positions only, Adam lr 1e-3. Prints one JSON line: seconds per
+step, or per epoch with `--epoch FILE` (the candle benchmark's batches).
 
     python benches/bert4rec_torch.py --tracks 5000 --dim 200 --batches 5
 """
@@ -26,6 +27,9 @@ def main():
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--epoch", help="time one epoch over the batches in this file instead")
+    p.add_argument("--pad", choices=["batch", "max"], default="batch",
+                   help="with --epoch: pad each batch to its longest sequence or to --len")
     a = p.parse_args()
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
@@ -44,14 +48,14 @@ def main():
     opt = torch.optim.Adam(list(model.parameters()) + [special], lr=1e-3)
     mask_id, pad_id = a.tracks, a.tracks + 1
 
-    def step():
-        tokens = torch.randint(0, a.tracks, (a.batch, a.len), device=dev)
-        masked = torch.rand(a.batch, a.len, device=dev) < 0.2
+    def step(tokens):
+        real = tokens != pad_id
+        masked = (torch.rand(tokens.shape, device=dev) < 0.2) & real
         targets = tokens[masked]
         tokens = tokens.masked_fill(masked, mask_id)
         table = torch.cat([items, special])
         embeds = torch.nn.functional.embedding(tokens, table)
-        attention = (tokens != pad_id).long()
+        attention = real.long()
         hidden = model(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
         logits = hidden[masked] @ items.T
         loss = torch.nn.functional.cross_entropy(logits, targets)
@@ -61,11 +65,29 @@ def main():
         return loss.item()
 
     model.train()
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(a.batches):
-        step()
-    seconds = (time.perf_counter() - start) / a.batches
+    if a.epoch:
+        # The candle benchmark's epoch, batch for batch: one line per batch, its sequences
+        # separated by ';', each left-padded to the batch's longest or to --len.
+        batches = []
+        with open(a.epoch) as f:
+            for line in f:
+                seqs = [[int(t) for t in s.split()] for s in line.strip().split(";") if s]
+                width = a.len if a.pad == "max" else max(len(s) for s in seqs)
+                rows = [[pad_id] * (width - len(s)) + s for s in seqs]
+                batches.append(torch.tensor(rows, device=dev))
+        step(batches[0])  # warm-up
+        start = time.perf_counter()
+        for b in batches:
+            step(b)
+        seconds = time.perf_counter() - start
+    else:
+        def random_batch():
+            return torch.randint(0, a.tracks, (a.batch, a.len), device=dev)
+        step(random_batch())  # warm-up
+        start = time.perf_counter()
+        for _ in range(a.batches):
+            step(random_batch())
+        seconds = (time.perf_counter() - start) / a.batches
     # VmHWM of this process image: getrusage's ru_maxrss carries the (larger) peak of the
     # benchmark that forked us over exec, so it would misreport.
     peak_mib = float("nan")
@@ -74,7 +96,7 @@ def main():
             if line.startswith("VmHWM:"):
                 peak_mib = int(line.split()[1]) / 1024
     print(json.dumps({
-        "seconds_per_batch": seconds,
+        "seconds": seconds,
         "peak_rss_mib": peak_mib,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
