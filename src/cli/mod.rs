@@ -33,6 +33,10 @@ enum Command {
     /// Make the paper's temporal split, print the Table 2 counts and save it.
     Split(split::Args),
     /// Train a neural recommender and save its best checkpoint.
+    ///
+    /// On Linux with glibc the command restarts itself once with `GLIBC_TUNABLES` set so
+    /// that glibc keeps freed tensor memory instead of page-faulting it back in every step
+    /// (set `GLIBC_TUNABLES` yourself to choose otherwise).
     Train(train::Args),
     /// Evaluate a recommender on the validation and test users.
     Evaluate(evaluate::Args),
