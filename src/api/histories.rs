@@ -11,72 +11,58 @@
 
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::FxHashMap;
-
+use crate::bounded::BoundedMap;
 use crate::store::{Store, StoreError};
 
-pub struct Histories {
-    /// Users kept at most; 0 keeps none.
-    capacity: usize,
-    inner: Mutex<Inner>,
-}
+/// `None` with Postgres or a capacity of 0: every read goes to the database.
+pub struct Histories(Option<Mutex<Inner>>);
 
-#[derive(Default)]
 struct Inner {
     /// Bumped by every write: a read that started before it must not store its result.
     generation: u64,
-    map: FxHashMap<String, Arc<[u32]>>,
+    map: BoundedMap<Arc<[u32]>>,
 }
 
 impl Histories {
     /// Keeps up to `capacity` users when `store` is SQLite, none otherwise.
     pub fn for_store(store: &Store, capacity: usize) -> Self {
-        let capacity = if store.kind() == "sqlite" {
-            capacity
-        } else {
-            0
-        };
-        Self {
-            capacity,
-            inner: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("history cache lock")
+        let kept = matches!(store, Store::Sqlite(_)) && capacity > 0;
+        Self(kept.then(|| {
+            Mutex::new(Inner {
+                generation: 0,
+                map: BoundedMap::new(capacity),
+            })
+        }))
     }
 
     /// The user's tracks in first-listen order (empty for unknown users and users
     /// without listens, which are not kept).
     pub async fn get(&self, store: &Store, user: &str) -> Result<Arc<[u32]>, StoreError> {
-        if self.capacity == 0 {
+        let Some(inner) = &self.0 else {
             return Ok(store.history(user).await?.into());
-        }
+        };
+        let lock = || inner.lock().expect("history cache lock");
         let generation = {
-            let inner = self.lock();
+            let inner = lock();
             if let Some(h) = inner.map.get(user) {
                 return Ok(h.clone());
             }
             inner.generation
         };
         let history: Arc<[u32]> = store.history(user).await?.into();
-        let mut inner = self.lock();
+        let mut inner = lock();
         if inner.generation == generation && !history.is_empty() {
-            if inner.map.len() >= self.capacity
-                && let Some(old) = inner.map.keys().next().cloned()
-            {
-                // Full: drop an arbitrary user (hash order); a miss is only slower.
-                inner.map.remove(&old);
-            }
-            inner.map.insert(user.to_string(), history.clone());
+            inner.map.insert(user, history.clone());
         }
         Ok(history)
     }
 
     /// Forgets `user`'s history; call after a write to it has committed.
     pub fn invalidate(&self, user: &str) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.map.remove(user);
+        if let Some(inner) = &self.0 {
+            let mut inner = inner.lock().expect("history cache lock");
+            inner.generation += 1;
+            inner.map.remove(user);
+        }
     }
 }

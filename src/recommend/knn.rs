@@ -5,27 +5,23 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHasher;
 
 use super::{Query, RecommendError, Recommender, Scored, history_set};
+use crate::bounded::BoundedMap;
 use crate::embeddings::{Embeddings, l2_normalize};
 use crate::index::{self, HnswParams, IndexKind, NeighbourIndex};
 
 pub struct KnnRecommender {
     embeddings: Arc<Embeddings>,
     index: Box<dyn NeighbourIndex>,
-    memo: UserVectors,
-}
-
-/// Normalised user vectors of stored users, each kept with a hash of the history it was
-/// computed from: a new listen changes the history, so it misses and is recomputed,
-/// never answered stale, and several service instances sharing one database stay
-/// correct. The mean of a 300-track, 1,024-d history is a fifth of a served
-/// recommendation's CPU time; a returning user skips it.
-struct UserVectors {
-    /// Users kept at most; 0 turns the memo off (offline evaluation sees each user once).
-    capacity: usize,
-    map: Mutex<FxHashMap<String, Remembered>>,
+    /// Normalised user vectors of stored users, each kept with a hash of the history it
+    /// was computed from: a new listen changes the history, so it misses and is
+    /// recomputed, never answered stale, and several service instances sharing one
+    /// database stay correct. The mean of a 300-track, 1,024-d history is a fifth of a
+    /// served recommendation's CPU time; a returning user skips it. `None` (the default)
+    /// keeps none: offline evaluation sees each user once.
+    memo: Option<Mutex<BoundedMap<Remembered>>>,
 }
 
 /// A user's vector and the hash of the history it was computed from.
@@ -34,28 +30,7 @@ struct Remembered {
     vector: Arc<[f32]>,
 }
 
-impl UserVectors {
-    fn get(&self, user: &str, history: u64) -> Option<Arc<[f32]>> {
-        let map = self.map.lock().expect("user vector memo lock");
-        map.get(user)
-            .filter(|r| r.history == history)
-            .map(|r| r.vector.clone())
-    }
-
-    fn put(&self, user: &str, history: u64, vector: Arc<[f32]>) {
-        let mut map = self.map.lock().expect("user vector memo lock");
-        if map.len() >= self.capacity && !map.contains_key(user) {
-            // Full: make room by dropping an arbitrary user (hash order), O(1) and
-            // unbiased enough for a memo whose misses are only slower, never wrong.
-            if let Some(old) = map.keys().next().cloned() {
-                map.remove(&old);
-            }
-        }
-        map.insert(user.to_string(), Remembered { history, vector });
-    }
-}
-
-/// A 64-bit hash of a history, the key check of [`UserVectors`].
+/// A 64-bit hash of a history, the key check of the remembered user vectors.
 fn history_hash(history: &[u32]) -> u64 {
     let mut h = FxHasher::default();
     history.hash(&mut h);
@@ -83,18 +58,37 @@ impl KnnRecommender {
         Self {
             embeddings,
             index,
-            memo: UserVectors {
-                capacity: 0,
-                map: Mutex::default(),
-            },
+            memo: None,
         }
     }
 
-    /// Keeps the user vectors of up to `capacity` stored users between queries (see
-    /// [`UserVectors`]); memory is `capacity × dim × 4` bytes at most.
+    /// Keeps the user vectors of up to `capacity` stored users between queries;
+    /// memory is `capacity × dim × 4` bytes at most.
     pub fn remember_users(mut self, capacity: usize) -> Self {
-        self.memo.capacity = capacity;
+        self.memo = (capacity > 0).then(|| Mutex::new(BoundedMap::new(capacity)));
         self
+    }
+
+    /// The user vector of stored user `user`, remembered if `history` is what it was
+    /// computed from, else computed and remembered.
+    fn remembered_vector(
+        &self,
+        memo: &Mutex<BoundedMap<Remembered>>,
+        user: &str,
+        history: &[u32],
+    ) -> Result<Arc<[f32]>, RecommendError> {
+        let hash = history_hash(history);
+        let memo = || memo.lock().expect("user vector memo lock");
+        if let Some(r) = memo().get(user).filter(|r| r.history == hash) {
+            return Ok(r.vector.clone());
+        }
+        let vector: Arc<[f32]> = self.user_vector(history)?.into();
+        let remembered = Remembered {
+            history: hash,
+            vector: vector.clone(),
+        };
+        memo().insert(user, remembered);
+        Ok(vector)
     }
 
     pub fn index(&self) -> &dyn NeighbourIndex {
@@ -130,24 +124,22 @@ impl Recommender for KnnRecommender {
     }
 
     fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError> {
-        let user: Arc<[f32]> = match query.user {
-            Some(id) if self.memo.capacity > 0 => {
-                let hash = history_hash(query.history);
-                match self.memo.get(id, hash) {
-                    Some(v) => v,
-                    None => {
-                        let v: Arc<[f32]> = self.user_vector(query.history)?.into();
-                        self.memo.put(id, hash, v.clone());
-                        v
-                    }
-                }
+        let remembered;
+        let computed;
+        let user: &[f32] = match (query.user, &self.memo) {
+            (Some(id), Some(memo)) => {
+                remembered = self.remembered_vector(memo, id, query.history)?;
+                &remembered
             }
-            _ => self.user_vector(query.history)?.into(),
+            _ => {
+                computed = self.user_vector(query.history)?;
+                &computed
+            }
         };
         let exclude = history_set(query.history);
         Ok(self
             .index
-            .search(&user, query.k, &exclude)
+            .search(user, query.k, &exclude)
             .into_iter()
             .map(|n| Scored {
                 track: n.id,

@@ -6,7 +6,7 @@ pub mod malloc;
 pub mod schedule;
 pub mod shallow;
 
-use candle_core::Device;
+use candle_core::{CpuStorage, Device, Layout};
 
 /// Parses `cpu`, `cuda` or `cuda:N` into a candle device. CUDA needs the `cuda` feature.
 pub fn parse_device(spec: &str) -> Result<Device, String> {
@@ -25,6 +25,22 @@ pub fn parse_device(spec: &str) -> Result<Device, String> {
         }
         other => Err(format!("`{other}`: expected cpu, cuda or cuda:N")),
     }
+}
+
+/// The f32 values a custom CPU op reads from `s` under layout `l`, which must be
+/// contiguous; `op` names the op in the error.
+pub(crate) fn cpu_f32<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("{op}: expected f32");
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{op}: expected a contiguous tensor");
+    };
+    Ok(&v[start..end])
 }
 
 /// The device named by `AUDIOREC_DEVICE` (default `cpu`): the switch the CLI's `--device`

@@ -77,11 +77,13 @@ impl Mode<'_> {
     }
 }
 
-/// Which keys are padding: flags for the fused softmax, an additive bias for candle's.
-struct Padding {
-    flags: Arc<Vec<bool>>,
-    /// `[batch, 1, 1, len]`: [`MASKED_SCORE`] at padding keys, else 0.
-    bias: Tensor,
+/// Which keys are padding, in the form the attention softmax of the kernels in use reads.
+enum Padding {
+    /// Per `(batch, key)`, for the fused softmax.
+    Flags(Arc<Vec<bool>>),
+    /// `[batch, 1, 1, len]`: [`MASKED_SCORE`] at padding keys, else 0, added to candle's
+    /// scores.
+    Bias(Tensor),
 }
 
 struct Layer {
@@ -292,18 +294,22 @@ impl Encoder {
 
         let pad = n + 1;
         // No padding, no mask: skip a pass over the `[batch, heads, len, len]` scores.
-        let padding = if tokens.contains(&pad) {
-            let flags: Vec<bool> = tokens.iter().map(|&t| t == pad).collect();
-            let bias: Vec<f32> = flags
-                .iter()
-                .map(|&p| if p { MASKED_SCORE } else { 0.0 })
-                .collect();
-            Some(Padding {
-                flags: Arc::new(flags),
-                bias: Tensor::from_vec(bias, (batch, 1, 1, len), dev)?,
-            })
-        } else {
-            None
+        let padding = match (tokens.contains(&pad), kernels) {
+            (false, _) => None,
+            (true, Kernels::Fused) => Some(Padding::Flags(Arc::new(
+                tokens.iter().map(|&t| t == pad).collect(),
+            ))),
+            (true, _) => {
+                let bias: Vec<f32> = tokens
+                    .iter()
+                    .map(|&t| if t == pad { MASKED_SCORE } else { 0.0 })
+                    .collect();
+                Some(Padding::Bias(Tensor::from_vec(
+                    bias,
+                    (batch, 1, 1, len),
+                    dev,
+                )?))
+            }
         };
         for layer in &self.layers {
             x = self.layer(layer, &x, padding.as_ref(), batch, len, mode)?;
@@ -342,13 +348,19 @@ impl Encoder {
         let v = split(linear(&l.v, x)?)?;
         let scores = q.matmul(&k.t()?)?;
         let biased = |s: Tensor| match padding {
-            Some(p) => s.broadcast_add(&p.bias),
-            None => Ok(s),
+            Some(Padding::Bias(bias)) => s.broadcast_add(bias),
+            _ => Ok(s),
         };
         let probs = match kernels {
-            Kernels::Fused => AttentionSoftmax::new(padding.map(|p| p.flags.clone()), heads, len)
-                .with_dropout(self.dropout_mask(mode))
-                .apply(&scores)?,
+            Kernels::Fused => {
+                let flags = match padding {
+                    Some(Padding::Flags(flags)) => Some(flags.clone()),
+                    _ => None,
+                };
+                AttentionSoftmax::new(flags, heads, len)
+                    .with_dropout(self.dropout_mask(mode))
+                    .apply(&scores)?
+            }
             Kernels::CandleInference => ops::softmax_last_dim(&biased(scores)?)?,
             Kernels::CandleTraining => {
                 self.dropout(&ops::softmax(&biased(scores)?, D::Minus1)?, mode)?

@@ -20,20 +20,11 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::simd::vectorized;
+use crate::simd::{add_assign, dot, vectorized};
+use crate::train::cpu_f32 as contiguous;
 
 /// Elements handed to one parallel task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
-
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("{op}: expected f32");
-    };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("{op}: expected a contiguous tensor");
-    };
-    Ok(&v[start..end])
-}
 
 fn last_dim(l: &Layout, op: &str) -> Result<usize> {
     match l.dims().last() {
@@ -45,6 +36,39 @@ fn last_dim(l: &Layout, op: &str) -> Result<usize> {
 /// Rows of `width` per parallel task, so a task covers about [`CHUNK`] elements.
 fn rows_per_task(width: usize) -> usize {
     (CHUNK / width).max(1)
+}
+
+/// A fresh output as long as the (equally long) `inputs`, filled row by row:
+/// `f(r, inputs' row r, output row r)` for rows of `width`, rows split among parallel
+/// tasks of about [`CHUNK`] elements, each task vectorised. The last row is shorter when
+/// `width` does not divide the length (element-wise ops use rows of [`CHUNK`]).
+fn map_rows<const K: usize>(
+    inputs: [&[f32]; K],
+    width: usize,
+    f: impl Fn(usize, [&[f32]; K], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let rows = rows_per_task(width);
+    let mut out = vec![0f32; inputs[0].len()];
+    out.par_chunks_mut(rows * width)
+        .enumerate()
+        .for_each(|(c, out)| {
+            vectorized(|| {
+                for (r, y) in out.chunks_mut(width).enumerate() {
+                    let row = c * rows + r;
+                    let start = row * width;
+                    f(row, inputs.map(|x| &x[start..start + y.len()]), y);
+                }
+            })
+        });
+    out
+}
+
+/// Checks that `inputs` are all as long as the first, so [`map_rows`] may slice them alike.
+fn same_len<const K: usize>(inputs: [&[f32]; K], op: &str) -> Result<()> {
+    if inputs.iter().any(|x| x.len() != inputs[0].len()) {
+        candle_core::bail!("{op}: inputs of different lengths");
+    }
+    Ok(())
 }
 
 /// `e^x` to about 2 ulp, branch-free so loops over it vectorise; exactly 0 below -87.
@@ -84,16 +108,17 @@ fn erf(x: f32) -> f32 {
 /// register (a plain fold over floats cannot be reordered, so it would not vectorise).
 const LANES: usize = 8;
 
+/// `Σ f(v)` over `x`.
 #[inline(always)]
-fn sum(x: &[f32]) -> f32 {
+fn sum_of(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let (chunks, tail) = x.as_chunks::<LANES>();
     for c in chunks {
         for i in 0..LANES {
-            acc[i] += c[i];
+            acc[i] += f(c[i]);
         }
     }
-    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+    acc.iter().sum::<f32>() + tail.iter().map(|&v| f(v)).sum::<f32>()
 }
 
 #[inline(always)]
@@ -162,17 +187,11 @@ impl CustomOp1 for Dropout {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .enumerate()
-            .for_each(|(c, (out, x))| {
-                vectorized(|| {
-                    for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-                        *o = v * self.0.factor(c * CHUNK + j);
-                    }
-                })
-            });
+        let out = map_rows([x], CHUNK, |c, [x], out| {
+            for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+                *o = v * self.0.factor(c * CHUNK + j);
+            }
+        });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -229,7 +248,7 @@ impl AttentionSoftmax {
         }
         let m = max(y);
         y.iter_mut().for_each(|v| *v = exp(*v - m));
-        let inv = 1.0 / sum(y);
+        let inv = 1.0 / sum_of(y, |v| v);
         y.iter_mut().for_each(|v| *v *= inv);
     }
 }
@@ -242,24 +261,14 @@ impl CustomOp1 for AttentionSoftmax {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
         let n = last_dim(l, self.name())?;
-        let rows = rows_per_task(n);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(rows * n)
-            .zip(x.par_chunks(rows * n))
-            .enumerate()
-            .for_each(|(c, (out, x))| {
-                vectorized(|| {
-                    for (r, (y, x)) in out.chunks_mut(n).zip(x.chunks(n)).enumerate() {
-                        let row = c * rows + r;
-                        Self::softmax_row(x, self.padding_of(row, n), y);
-                        if let Some(mask) = &self.dropout {
-                            for (j, v) in y.iter_mut().enumerate() {
-                                *v *= mask.factor(row * n + j);
-                            }
-                        }
-                    }
-                })
-            });
+        let out = map_rows([x], n, |row, [x], y| {
+            Self::softmax_row(x, self.padding_of(row, n), y);
+            if let Some(mask) = &self.dropout {
+                for (j, v) in y.iter_mut().enumerate() {
+                    *v *= mask.factor(row * n + j);
+                }
+            }
+        });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -289,6 +298,7 @@ impl CustomOp2 for AttentionSoftmaxGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s1, l1, self.name())?;
         let g = contiguous(s2, l2, self.name())?;
+        same_len([x, g], self.name())?;
         let n = last_dim(l1, self.name())?;
         let rows = rows_per_task(n);
         let mut out = vec![0f32; x.len()];
@@ -314,16 +324,7 @@ impl CustomOp2 for AttentionSoftmaxGrad {
                             }
                             None => dx.copy_from_slice(g),
                         }
-                        let mut acc = [0f32; LANES];
-                        let (dc, dt) = dx.as_chunks::<LANES>();
-                        let (yc, yt) = y.as_chunks::<LANES>();
-                        for (d, y) in dc.iter().zip(yc) {
-                            for i in 0..LANES {
-                                acc[i] += d[i] * y[i];
-                            }
-                        }
-                        let dot = acc.iter().sum::<f32>()
-                            + dt.iter().zip(yt).map(|(d, y)| d * y).sum::<f32>();
+                        let dot = dot(dx, &y);
                         for (d, &y) in dx.iter_mut().zip(&y) {
                             *d = y * (*d - dot);
                         }
@@ -344,17 +345,8 @@ pub struct LayerNorm {
 #[inline(always)]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = sum(x) / n;
-    let mut acc = [0f32; LANES];
-    let (chunks, tail) = x.as_chunks::<LANES>();
-    for c in chunks {
-        for i in 0..LANES {
-            let d = c[i] - mean;
-            acc[i] += d * d;
-        }
-    }
-    let var =
-        (acc.iter().sum::<f32>() + tail.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>()) / n;
+    let mean = sum_of(x, |v| v) / n;
+    let var = sum_of(x, |v| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -385,20 +377,12 @@ impl CustomOp3 for LayerNorm {
         if gamma.len() != n || beta.len() != n {
             candle_core::bail!("{}: gamma and beta need {n} values", self.name());
         }
-        let rows = rows_per_task(n);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(rows * n)
-            .zip(x.par_chunks(rows * n))
-            .for_each(|(out, x)| {
-                vectorized(|| {
-                    for (y, x) in out.chunks_mut(n).zip(x.chunks(n)) {
-                        let (mean, rstd) = moments(x, self.eps);
-                        for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                            *y = (v - mean) * rstd * g + b;
-                        }
-                    }
-                })
-            });
+        let out = map_rows([x], n, |_, [x], y| {
+            let (mean, rstd) = moments(x, self.eps);
+            for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                *y = (v - mean) * rstd * g + b;
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -481,8 +465,8 @@ impl CustomOp3 for LayerNormGrad {
             .reduce(
                 || (vec![0f32; n], vec![0f32; n]),
                 |(mut ga, mut ba), (gb, bb)| {
-                    ga.iter_mut().zip(&gb).for_each(|(a, b)| *a += b);
-                    ba.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+                    add_assign(&mut ga, &gb);
+                    add_assign(&mut ba, &bb);
                     (ga, ba)
                 },
             );
@@ -502,15 +486,6 @@ impl Gelu {
     }
 }
 
-/// Runs `f` on matching chunks of `x` and a fresh output, in parallel, vectorised.
-fn map_chunks(x: &[f32], f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(out, x)| vectorized(|| f(x, out)));
-    out
-}
-
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
         "fused-gelu"
@@ -518,7 +493,7 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
-        let out = map_chunks(x, |x, out| {
+        let out = map_rows([x], CHUNK, |_, [x], out| {
             for (o, &v) in out.iter_mut().zip(x) {
                 *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
             }
@@ -549,18 +524,14 @@ impl CustomOp2 for GeluGrad {
         const INV_SQRT_2PI: f32 = 0.398_942_3;
         let x = contiguous(s1, l1, self.name())?;
         let g = contiguous(s2, l2, self.name())?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-            .for_each(|(out, (x, g))| {
-                vectorized(|| {
-                    for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
-                        let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                        let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
-                        *o = g * (cdf + v * pdf);
-                    }
-                })
-            });
+        same_len([x, g], self.name())?;
+        let out = map_rows([x, g], CHUNK, |_, [x, g], out| {
+            for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
+                let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
+                *o = g * (cdf + v * pdf);
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -595,19 +566,11 @@ impl CustomOp2 for BiasAdd {
         if b.len() != n {
             candle_core::bail!("{}: the bias needs {n} values", self.name());
         }
-        let rows = rows_per_task(n);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(rows * n)
-            .zip(x.par_chunks(rows * n))
-            .for_each(|(out, x)| {
-                vectorized(|| {
-                    for (y, x) in out.chunks_mut(n).zip(x.chunks(n)) {
-                        for ((y, &v), &b) in y.iter_mut().zip(x).zip(b) {
-                            *y = v + b;
-                        }
-                    }
-                })
-            });
+        let out = map_rows([x], n, |_, [x], y| {
+            for ((y, &v), &b) in y.iter_mut().zip(x).zip(b) {
+                *y = v + b;
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -639,19 +602,13 @@ impl CustomOp1 for ColumnSum {
             .par_chunks(rows_per_task(n) * n)
             .map(|x| {
                 let mut acc = vec![0f32; n];
-                vectorized(|| {
-                    for row in x.chunks(n) {
-                        for (a, &v) in acc.iter_mut().zip(row) {
-                            *a += v;
-                        }
-                    }
-                });
+                x.chunks(n).for_each(|row| add_assign(&mut acc, row));
                 acc
             })
             .reduce(
                 || vec![0f32; n],
                 |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    add_assign(&mut a, &b);
                     a
                 },
             );
@@ -698,15 +655,7 @@ fn targets<'a>(
 #[inline(always)]
 fn log_sum_exp(x: &[f32]) -> f32 {
     let m = max(x);
-    let mut acc = [0f32; LANES];
-    let (chunks, tail) = x.as_chunks::<LANES>();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += exp(c[i] - m);
-        }
-    }
-    let s = acc.iter().sum::<f32>() + tail.iter().map(|&v| exp(v - m)).sum::<f32>();
-    m + s.ln()
+    m + sum_of(x, |v| exp(v - m)).ln()
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -785,17 +734,13 @@ impl CustomOp2 for CrossEntropyGrad {
         if self.log_sum_exp.len() != t.len() {
             candle_core::bail!("{}: one log-sum-exp per row needed", self.name());
         }
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(n)
-            .zip(x.par_chunks(n).zip(t.par_iter().zip(&self.log_sum_exp)))
-            .for_each(|(dx, (x, (&t, &lse)))| {
-                vectorized(|| {
-                    for (d, &v) in dx.iter_mut().zip(x) {
-                        *d = self.scale * exp(v - lse);
-                    }
-                    dx[t as usize] -= self.scale;
-                })
-            });
+        let out = map_rows([x], n, |row, [x], dx| {
+            let lse = self.log_sum_exp[row];
+            for (d, &v) in dx.iter_mut().zip(x) {
+                *d = self.scale * exp(v - lse);
+            }
+            dx[t[row] as usize] -= self.scale;
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -43,17 +43,12 @@ impl PairDot {
 }
 
 fn rows<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usize)> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("pair-dot: {what} must be f32");
-    };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("pair-dot: {what} must be contiguous");
-    };
+    let values = crate::train::cpu_f32(s, l, &format!("pair-dot {what}"))?;
     let dims = l.dims();
     if dims.len() != 2 {
         candle_core::bail!("pair-dot: {what} must be a matrix, got {dims:?}");
     }
-    Ok((&v[start..end], dims[1]))
+    Ok((values, dims[1]))
 }
 
 /// For each row `r < n`, the positions `k` with `index[k] == r` (counting sort).
