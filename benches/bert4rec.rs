@@ -9,6 +9,11 @@
 //! AUDIOREC_BENCH_PYTHON names a Python with torch and transformers (default python3);
 //! AUDIOREC_DEVICE=cuda runs both on the GPU (a build with `--features cuda`).
 
+/// The binary's process settings: benchmarks train, so they ask glibc what `train` does.
+#[path = "../src/process.rs"]
+#[allow(dead_code)]
+mod process;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,22 +22,23 @@ use anyhow::Context;
 use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, Split, SplitConfig};
 use audiorec::embeddings::Embeddings;
+use audiorec::model::bert4rec::{Bert4RecConfig, Encoder, FitConfig, ItemInit, ModelConfig};
+use audiorec::model::checkpoint::{self, CheckpointPaths};
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::{Query, Recommender};
-use audiorec::train::bert4rec::checkpoint::{DataFingerprint, save_weights};
-use audiorec::train::bert4rec::fit::{TrainData, adam, epoch_batches, run_epoch};
-use audiorec::train::bert4rec::{
-    Checkpoint, CheckpointPaths, Encoder, FitConfig, ItemInit, ModelConfig,
+use audiorec::train::adam::Adam;
+use audiorec::train::bert4rec::fit::{
+    TrainData, epoch_batches, fresh_checkpoint, run_epoch, train_sequences,
 };
+use audiorec::train::fit::Quiet;
 use candle_core::Device;
 use candle_nn::VarMap;
-use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
 static DEVICE: std::sync::LazyLock<Device> =
-    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+    std::sync::LazyLock::new(|| audiorec::model::device_from_env().expect("AUDIOREC_DEVICE"));
 
 const SEED: u64 = 42;
 const MAX_LEN: usize = 300;
@@ -49,7 +55,7 @@ const LATENCY_QUERIES: usize = 20;
 const BATCH_USERS: usize = 256;
 
 fn main() -> anyhow::Result<()> {
-    audiorec::train::malloc::keep_freed_memory();
+    process::keep_freed_memory();
     let small = tempfile::tempdir()?;
     generate(small.path(), Scale::Small, SEED)?;
     let (ds, split) = open(small.path())?;
@@ -59,17 +65,17 @@ fn main() -> anyhow::Result<()> {
         emb.dim,
         emb.len()
     );
-    let data = TrainData::from_split(&split);
+    let sequences = train_sequences(&split);
     let (enc, varmap) = build(&emb)?;
-    let (epoch_s, batches, rss) = timed_batches(&enc, &varmap, &data.sequences, None)?;
+    let (epoch_s, batches, rss) = timed_batches(&enc, &varmap, &sequences, None)?;
     println!(
         "epoch: {epoch_s:.1} s ({batches} batches, {:.2} s/batch), peak RSS {rss:.0} MiB",
         epoch_s / batches as f64
     );
-    compare_torch_epoch(epoch_s, emb.len(), emb.dim, &data.sequences);
+    compare_torch_epoch(epoch_s, emb.len(), emb.dim, &sequences);
     let fixed = fixed_shape(&enc, &varmap, emb.len(), FIXED_BATCHES)?;
     compare_torch(fixed, emb.len(), emb.dim, FIXED_BATCHES);
-    latency(&enc, &varmap, &emb, &split, small.path(), &ds)?;
+    latency(&enc, &varmap, &emb, &split, small.path())?;
 
     let paper = std::env::var("AUDIOREC_BENCH_PAPER").unwrap_or_else(|_| PAPER_DEFAULT.into());
     if !Path::new(&paper).join("embeddings").is_dir() {
@@ -95,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         fixed * per_epoch as f64
     );
     compare_torch(fixed, emb.len(), emb.dim, PAPER_BATCHES);
-    latency(&enc, &varmap, &emb, &split, Path::new(&paper), &ds)?;
+    latency(&enc, &varmap, &emb, &split, Path::new(&paper))?;
     Ok(())
 }
 
@@ -131,20 +137,15 @@ fn timed_batches(
         max_batches: limit,
         ..FitConfig::default()
     };
-    let mut opt = adam(varmap, fc.lr)?;
+    let mut named: Vec<_> = varmap.data().lock().unwrap().clone().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut opt = Adam::new(named, fc.lr)?;
     let mut rng = StdRng::seed_from_u64(SEED);
     let batches = limit
         .unwrap_or(sequences.len().div_ceil(BATCH))
         .min(sequences.len().div_ceil(BATCH));
     let start = Instant::now();
-    run_epoch(
-        enc,
-        &mut opt,
-        sequences,
-        &fc,
-        &mut rng,
-        &ProgressBar::hidden(),
-    )?;
+    run_epoch(enc, &mut opt, sequences, &fc, &mut rng, &Quiet)?;
     Ok((start.elapsed().as_secs_f64(), batches, peak_rss_mib()))
 }
 
@@ -256,20 +257,19 @@ fn latency(
     emb: &Arc<Embeddings>,
     split: &Split,
     dir: &Path,
-    ds: &Dataset,
 ) -> anyhow::Result<()> {
     let models = tempfile::tempdir_in(dir)?;
     let paths = CheckpointPaths::new(models.path(), "bert4rec-bench");
-    save_weights(varmap, &paths)?;
-    Checkpoint {
-        backend: emb.backend.clone(),
+    varmap.save(paths.weights())?;
+    let config = Bert4RecConfig {
         model: enc.config().clone(),
         fit: FitConfig::default(),
-        data: DataFingerprint::new(split, ds.tracks.len()),
-        curve: Vec::new(),
-        best_epoch: None,
-    }
-    .save(&paths)?;
+    };
+    let data = TrainData {
+        embeddings: emb,
+        split,
+    };
+    checkpoint::write(&paths, &fresh_checkpoint(&config, data, &DEVICE))?;
     let rec = Bert4RecRecommender::load(
         &models.path().join("bert4rec-bench"),
         emb.clone(),

@@ -10,6 +10,11 @@
 //! Compare with `python3 benches/shallow_torch.py DIR BACKEND [--batches N]`, the same
 //! model in PyTorch, on the same machine. Run: `cargo bench --bench shallow`.
 
+/// The binary's process settings: benchmarks train, so they ask glibc what `train` does.
+#[path = "../src/process.rs"]
+#[allow(dead_code)]
+mod process;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,24 +24,25 @@ use audiorec::dataset::time::parse_timestamp;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
 use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{HnswParams, IndexKind};
+use audiorec::model::checkpoint::CheckpointPaths;
+use audiorec::model::shallow::net::{Table, matrix};
+use audiorec::model::shallow::{NegativeSampling, ShallowNet, ShallowParams};
 use audiorec::recommend::Recommender;
 use audiorec::recommend::knn::KnnRecommender;
 use audiorec::recommend::shallow::ShallowRecommender;
-use audiorec::train::shallow::checkpoint::CheckpointPaths;
-use audiorec::train::shallow::fit::{Quiet, TrainData};
+use audiorec::train::adam::Adam;
+use audiorec::train::fit::Quiet;
 use audiorec::train::shallow::loss::{batch_scores_with, hinge};
-use audiorec::train::shallow::model::{ShallowNet, Table, matrix};
-use audiorec::train::shallow::sampling::negative_users;
-use audiorec::train::shallow::{ShallowParams, fit};
+use audiorec::train::shallow::sampling::{NegativeSampler, Pairs};
+use audiorec::train::shallow::{TrainData, fit};
 use candle_core::Device;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 /// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
 static DEVICE: std::sync::LazyLock<Device> =
-    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+    std::sync::LazyLock::new(|| audiorec::model::device_from_env().expect("AUDIOREC_DEVICE"));
 
 const SMALL_DIR: &str = "/tmp/shallow-bench-small";
 const PAPER_DIR: &str = "/tmp/paper";
@@ -99,21 +105,30 @@ fn seconds_per_batch(
     let items = Table::new(matrix(e.raw(), e.dim, &dev).unwrap(), false).unwrap();
     let users = Table::new(matrix(&users, e.dim, &dev).unwrap(), true).unwrap();
     let net = ShallowNet::new(items, users, e.dim, SEED, &dev).unwrap();
-    let params = ParamsAdamW {
-        weight_decay: 0.0,
-        ..ParamsAdamW::default()
-    };
-    let mut opt = AdamW::new(net.trainable_vars(), params).unwrap();
+    let mut opt = Adam::new(net.named_vars(), 1e-3).unwrap();
     let mut pairs: Vec<(u32, u32)> = (train_users.iter().enumerate())
         .flat_map(|(r, &u)| split.train[u as usize].iter().map(move |&t| (r as u32, t)))
         .collect();
     let mut rng = StdRng::seed_from_u64(SEED);
     pairs.shuffle(&mut rng);
-    let n = train_users.len() as u32;
+    let all = Pairs {
+        users: pairs.iter().map(|p| p.0).collect(),
+        items: pairs.iter().map(|p| p.1).collect(),
+    };
+    let sampler = NegativeSampler::new(
+        &all,
+        train_users.len() as u32,
+        e.len(),
+        NegativeSampling::NonInteracting,
+    );
     let start = Instant::now();
     for chunk in pairs.chunks(BATCH).take(batches) {
         let (u, i): (Vec<u32>, Vec<u32>) = chunk.iter().copied().unzip();
-        let negs = negative_users(&u, n, 20, &mut rng);
+        let batch = Pairs {
+            users: u.clone(),
+            items: i.clone(),
+        };
+        let negs = sampler.draw(&batch, 20, &mut rng);
         let (sp, sn) = batch_scores_with(&net, &u, &i, &negs, 20, fused).unwrap();
         opt.backward_step(&hinge(&sp, &sn, 0.2).unwrap()).unwrap();
     }
@@ -122,7 +137,7 @@ fn seconds_per_batch(
 }
 
 fn main() {
-    audiorec::train::malloc::keep_freed_memory();
+    process::keep_freed_memory();
     let epochs = env_or("SHALLOW_BENCH_EPOCHS", EPOCHS);
     let (dataset, split) = open(SMALL_DIR, Scale::Small);
     let n_batches = split.counts.train.interactions.div_ceil(BATCH);
@@ -149,7 +164,7 @@ fn main() {
             users: &dataset.interactions.users,
         };
         let out = fit(&params, data, &paths, false, &DEVICE, &Quiet).unwrap();
-        let curve = &out.config.curve;
+        let curve = &out.checkpoint.curve;
         let s_epoch = curve.iter().map(|r| r.seconds).sum::<f64>() / curve.len() as f64;
         let (kind, hnsw) = (IndexKind::Exact, HnswParams::default());
         let shallow = ShallowRecommender::load(
@@ -167,7 +182,7 @@ fn main() {
             embeddings.dim,
             hit_rate(&shallow, &dataset, &split),
             hit_rate(&knn, &dataset, &split),
-            out.config.best_epoch.unwrap_or(0)
+            out.checkpoint.best_epoch.unwrap_or(0)
         );
     }
 

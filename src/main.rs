@@ -1,11 +1,16 @@
-//! The `audiorec` command line: import data, split it, evaluate and run recommenders.
+//! The `audiorec` command line: import data, split it, train, evaluate, run recommenders
+//! and the service.
 
 mod cli;
+mod process;
 
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let args = cli::Cli::parse();
-    cli::init_tracing();
+    if args.trains() {
+        process::keep_freed_memory();
+    }
+    process::init_tracing();
     cli::run(args)
 }

@@ -8,22 +8,18 @@ use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, Split, SplitConfig};
 use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{HnswParams, IndexKind};
+use audiorec::model::bert4rec::{Bert4RecConfig, FitConfig, ItemInit, ModelConfig};
+use audiorec::model::checkpoint::CheckpointPaths;
 use audiorec::recommend::Recommender;
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::knn::KnnRecommender;
-use audiorec::train::bert4rec::checkpoint::DataFingerprint;
-use audiorec::train::bert4rec::fit::TrainData;
-use audiorec::train::bert4rec::{
-    Checkpoint, CheckpointPaths, Encoder, FitConfig, ItemInit, ModelConfig, fit,
-};
+use audiorec::train::bert4rec::{TrainData, fit};
+use audiorec::train::fit::Quiet;
 use candle_core::Device;
-use candle_nn::VarMap;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 /// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
 static DEVICE: std::sync::LazyLock<Device> =
-    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+    std::sync::LazyLock::new(|| audiorec::model::device_from_env().expect("AUDIOREC_DEVICE"));
 
 const BACKEND: &str = "musicnn";
 const MAX_LEN: usize = 32;
@@ -55,42 +51,23 @@ fn short_training_on_small_beats_knn_on_validation_hit_rate() {
     );
     let knn_hr = hit_rate(&knn, &ds, &split);
 
-    let model = ModelConfig {
-        max_len: MAX_LEN,
-        ..ModelConfig::paper(ItemInit::Content, emb.len(), emb.dim)
+    let config = Bert4RecConfig {
+        model: ModelConfig {
+            max_len: MAX_LEN,
+            ..ModelConfig::paper(ItemInit::Content, emb.len(), emb.dim)
+        },
+        fit: FitConfig {
+            max_epochs: EPOCHS,
+            batch_size: 64,
+            ..FitConfig::default()
+        },
     };
-    let fc = FitConfig {
-        max_epochs: EPOCHS,
-        batch_size: 64,
-        ..FitConfig::default()
+    let paths = CheckpointPaths::new(dir.path().join("models"), "bert4rec-musicnn");
+    let data = TrainData {
+        embeddings: &emb,
+        split: &split,
     };
-    let varmap = VarMap::new();
-    let enc = Encoder::new(
-        &model,
-        Some(emb.raw()),
-        &varmap,
-        &mut StdRng::seed_from_u64(fc.seed),
-        &DEVICE,
-    )
-    .unwrap();
-    let paths = CheckpointPaths::new(&dir.path().join("models"), "bert4rec-musicnn");
-    let meta = Checkpoint {
-        backend: BACKEND.into(),
-        model,
-        fit: fc.clone(),
-        data: DataFingerprint::new(&split, ds.tracks.len()),
-        curve: Vec::new(),
-        best_epoch: None,
-    };
-    let report = fit(
-        &enc,
-        &varmap,
-        &TrainData::from_split(&split),
-        &fc,
-        meta,
-        &paths,
-    )
-    .unwrap();
+    let report = fit(&config, data, &paths, false, &DEVICE, &Quiet).unwrap();
     let best = report.checkpoint.best_epoch.expect("a best epoch");
 
     let rec = Bert4RecRecommender::load(
@@ -103,7 +80,9 @@ fn short_training_on_small_beats_knn_on_validation_hit_rate() {
     let bert_hr = hit_rate(&rec, &ds, &split);
     // What the loop recorded for the saved epoch is what the served model scores (up to
     // rank-50 ties that batch padding may order differently).
-    let recorded = report.checkpoint.curve[best - 1].validation_hit_rate_50;
+    let recorded = report.checkpoint.curve[best - 1]
+        .validation_hit_rate_50
+        .expect("validation users rank");
     assert!(
         (recorded - bert_hr).abs() < 0.005,
         "{recorded} vs {bert_hr}"

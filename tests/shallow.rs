@@ -13,17 +13,18 @@ use audiorec::dataset::time::parse_timestamp;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
 use audiorec::eval::{evaluate, split_cases};
 use audiorec::index::{HnswParams, IndexKind};
+use audiorec::model::checkpoint::CheckpointPaths;
+use audiorec::model::shallow::ShallowParams;
 use audiorec::recommend::Recommender;
 use audiorec::recommend::knn::KnnRecommender;
 use audiorec::recommend::shallow::ShallowRecommender;
-use audiorec::train::shallow::checkpoint::CheckpointPaths;
-use audiorec::train::shallow::fit::{Quiet, TrainData};
-use audiorec::train::shallow::{ShallowParams, fit};
+use audiorec::train::fit::Quiet;
+use audiorec::train::shallow::{TrainData, fit};
 use candle_core::Device;
 
 /// `AUDIOREC_DEVICE` (default cpu): `AUDIOREC_DEVICE=cuda` runs this on a GPU.
 static DEVICE: std::sync::LazyLock<Device> =
-    std::sync::LazyLock::new(|| audiorec::train::device_from_env().expect("AUDIOREC_DEVICE"));
+    std::sync::LazyLock::new(|| audiorec::model::device_from_env().expect("AUDIOREC_DEVICE"));
 
 const SEED: u64 = 7;
 const EPOCHS: usize = 1;
@@ -59,7 +60,7 @@ fn train_and_load(
         users: &dataset.interactions.users,
     };
     let out = fit(&params, data, &paths, false, &DEVICE, &Quiet).unwrap();
-    eprintln!("{backend}: {:?}", out.config.curve);
+    eprintln!("{backend}: {:?}", out.checkpoint.curve);
     ShallowRecommender::load(
         &paths.weights(),
         embeddings,
@@ -104,12 +105,12 @@ fn short_training_beats_the_untrained_model_and_knn_and_content_beats_noise() {
     eprintln!(
         "validation HitRate@50: knn {knn_hr:.4}, untrained {untrained_hr:.4}, trained {trained_hr:.4}, noise {noise_hr:.4}"
     );
-    let c = trained.config();
+    let c = trained.checkpoint();
+    let initial = c.initial_validation_loss.expect("recorded before training");
     assert_eq!(c.curve.len(), EPOCHS);
     assert!(
-        c.curve[0].validation_loss < c.initial_validation_loss,
-        "training did not lower the validation loss: {} vs {:?}",
-        c.initial_validation_loss,
+        c.curve[0].validation_loss < initial,
+        "training did not lower the validation loss: {initial} vs {:?}",
         c.curve
     );
     assert_eq!(

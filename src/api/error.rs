@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::eval::runs::RunError;
 use crate::recommend::RecommendError;
 use crate::store::StoreError;
 
@@ -142,6 +143,18 @@ impl From<RecommendError> for ApiError {
             RecommendError::EmptyHistory => ApiError::Invalid(e.to_string()),
             RecommendError::UnknownTrack(_) => ApiError::UnknownTrack(e.to_string()),
             RecommendError::Model(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Store(e) => e.into(),
+            RunError::Recommend(e) => e.into(),
+            RunError::UnknownRun(id) => ApiError::UnknownRun(id),
+            RunError::NotSucceeded(_) | RunError::NoSharedUsers => ApiError::Invalid(e.to_string()),
+            RunError::Worker(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -3,8 +3,6 @@
 //! half-widths, stored as a run they can fetch and compare later. Runs are computed by
 //! `eval::evaluate` through the same recommenders that serve recommendations.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +13,8 @@ use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, Query};
 use super::users::Page;
 use super::{AppState, check_k};
-use crate::eval::{self, Estimate, EvalCase, Metrics};
-use crate::recommend::Recommender;
+use crate::eval::runs::{self, RunCase, RunComparison};
+use crate::eval::{self, Estimate, Metrics};
 use crate::store::{NewRun, RunRecord, RunStatus, UserMetricRecord};
 
 /// Users per evaluation request, at most.
@@ -120,15 +118,7 @@ impl Run {
     }
 }
 
-/// A test user resolved to track indices; the history of a stored user is loaded later.
-struct Case {
-    label: String,
-    stored: bool,
-    history: Vec<u32>,
-    held_out: Vec<u32>,
-}
-
-fn resolve(state: &AppState, users: &[TestUser]) -> Result<Vec<Case>, ApiError> {
+fn resolve(state: &AppState, users: &[TestUser]) -> Result<Vec<RunCase>, ApiError> {
     if users.is_empty() || users.len() > MAX_USERS {
         return Err(ApiError::Invalid(format!(
             "send 1 to {MAX_USERS} users, got {}",
@@ -154,13 +144,13 @@ fn resolve(state: &AppState, users: &[TestUser]) -> Result<Vec<Case>, ApiError> 
             }
             let held_out = tracks(&u.held_out, format!("users[{i}].held_out"))?;
             match (&u.user_id, &u.history) {
-                (Some(id), None) => Ok(Case {
+                (Some(id), None) => Ok(RunCase {
                     label: id.clone(),
                     stored: true,
                     history: Vec::new(),
                     held_out,
                 }),
-                (None, Some(h)) => Ok(Case {
+                (None, Some(h)) => Ok(RunCase {
                     label: format!("session-{i}"),
                     stored: false,
                     history: tracks(h, format!("users[{i}].history"))?,
@@ -172,50 +162,6 @@ fn resolve(state: &AppState, users: &[TestUser]) -> Result<Vec<Case>, ApiError> 
             }
         })
         .collect()
-}
-
-/// Loads stored users' histories, evaluates, and stores the outcome.
-async fn execute(
-    state: &AppState,
-    run_id: &str,
-    recommender: Arc<dyn Recommender>,
-    mut cases: Vec<Case>,
-    k: usize,
-) -> Result<(), ApiError> {
-    for case in cases.iter_mut().filter(|c| c.stored) {
-        case.history = state
-            .histories
-            .get(&state.store, &case.label)
-            .await?
-            .to_vec();
-    }
-    let (evaluation, cases) = tokio::task::spawn_blocking(move || {
-        let eval_cases: Vec<EvalCase> = cases
-            .iter()
-            .map(|c| EvalCase {
-                user: c.stored.then_some(c.label.as_str()),
-                history: &c.history,
-                held_out: &c.held_out,
-            })
-            .collect();
-        eval::evaluate(recommender.as_ref(), &eval_cases, k).map(|(e, _)| (e, cases))
-    })
-    .await??;
-    let per_user: Vec<UserMetricRecord> = cases
-        .into_iter()
-        .zip(&evaluation.per_user)
-        .map(|(c, m)| UserMetricRecord {
-            label: c.label,
-            values: m.values().map(|v| *v),
-        })
-        .collect();
-    let metrics = serde_json::to_string(&evaluation.aggregate)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
-        .store
-        .finish_run(run_id, &metrics, evaluation.seconds, &per_user)
-        .await?;
-    Ok(())
 }
 
 /// Evaluates a recommender on posted test users and stores the run. Up to the service's
@@ -261,9 +207,9 @@ pub async fn create(
     let record = state.store.create_run(&run).await?;
     let location = [(header::LOCATION, format!("/v1/evaluations/{}", run.id))];
     if cases.len() <= state.sync_eval_users {
-        if let Err(e) = execute(&state, &run.id, recommender, cases, k).await {
+        if let Err(e) = runs::execute(&state.store, &run.id, recommender, cases, k).await {
             state.store.fail_run(&run.id, &e.to_string()).await?;
-            return Err(e);
+            return Err(e.into());
         }
         let done = state
             .store
@@ -279,7 +225,7 @@ pub async fn create(
     }
     let background = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = execute(&background, &run.id, recommender, cases, k).await {
+        if let Err(e) = runs::execute(&background.store, &run.id, recommender, cases, k).await {
             tracing::error!(run = %run.id, error = %e, "evaluation failed");
             if let Err(e) = background.store.fail_run(&run.id, &e.to_string()).await {
                 tracing::error!(run = %run.id, error = %e, "could not record the failure");
@@ -363,38 +309,11 @@ pub async fn compare(
     State(state): State<AppState>,
     Path((run_id, other_id)): Path<(String, String)>,
 ) -> Result<Json<Comparison>, ApiError> {
-    let mut scores = Vec::new();
-    for id in [&run_id, &other_id] {
-        let run = state
-            .store
-            .get_run(id)
-            .await?
-            .ok_or_else(|| ApiError::UnknownRun(id.clone()))?;
-        if run.status != RunStatus::Succeeded {
-            return Err(ApiError::Invalid(format!("run `{id}` has not succeeded")));
-        }
-        scores.push(state.store.run_user_metrics(id).await?);
-    }
-    let other: std::collections::HashMap<&str, &[f64; 5]> = scores[1]
-        .iter()
-        .map(|u| (u.label.as_str(), &u.values))
-        .collect();
-    let pairs: Vec<(&[f64; 5], &[f64; 5])> = scores[0]
-        .iter()
-        .filter_map(|u| other.get(u.label.as_str()).map(|o| (&u.values, *o)))
-        .collect();
-    if pairs.is_empty() {
-        return Err(ApiError::Invalid("the runs share no users".into()));
-    }
-    let metrics = Metrics::from_fn(|i| {
-        let a: Vec<f64> = pairs.iter().map(|p| p.0[i]).collect();
-        let b: Vec<f64> = pairs.iter().map(|p| p.1[i]).collect();
-        eval::paired_test(&a, &b)
-    });
+    let RunComparison { users, metrics } = runs::compare(&state.store, &run_id, &other_id).await?;
     Ok(Json(Comparison {
         run: run_id,
         other: other_id,
-        users: pairs.len(),
+        users,
         metrics,
     }))
 }

@@ -7,7 +7,6 @@ pub mod error;
 mod evaluations;
 mod extract;
 mod health;
-mod histories;
 pub mod openapi;
 mod recommendations;
 pub mod startup;
@@ -42,8 +41,6 @@ pub const MAX_K: usize = 1000;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Histories of stored users kept in memory (embedded SQLite only).
-    histories: Arc<histories::Histories>,
     pub registry: Arc<Registry>,
     pub telemetry: Arc<telemetry::Telemetry>,
     api_key: Option<Arc<str>>,
@@ -53,11 +50,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, registry: Registry, settings: &Settings) -> Self {
         Self {
-            histories: Arc::new(histories::Histories::for_store(
-                &store,
-                settings.remembered_users,
-            )),
-            store,
+            store: store.remember_histories(settings.remembered_users),
             registry: Arc::new(registry),
             telemetry: Arc::default(),
             api_key: settings.api_key.as_ref().map(|k| Arc::from(k.0.as_str())),

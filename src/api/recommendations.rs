@@ -124,7 +124,7 @@ pub async fn for_user(
     let k = check_k(params.k.unwrap_or(50))?;
     let backend = params.backend.unwrap_or_else(|| state.default_backend());
     let recommender = state.recommender(params.model.as_deref().unwrap_or("knn"), &backend)?;
-    let history = state.histories.get(&state.store, &user_id).await?;
+    let history = state.store.history(&user_id).await?;
     if history.is_empty() && !state.store.user_exists(&user_id).await? {
         return Err(ApiError::UnknownUser(user_id));
     }

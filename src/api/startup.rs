@@ -151,7 +151,7 @@ async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
     let tracks = dataset.tracks;
     let cache = layout.derived().join("index");
     let models_dir = settings.models_dir();
-    let device = crate::train::parse_device(&settings.device).map_err(anyhow::Error::msg)?;
+    let device = crate::model::parse_device(&settings.device).map_err(anyhow::Error::msg)?;
     let registry = tokio::task::spawn_blocking(move || {
         let mut registry = Registry::with_knn(
             tracks,

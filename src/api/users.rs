@@ -160,7 +160,6 @@ pub async fn append_listens(
         return Err(ApiError::UnknownUser(user_id));
     }
     let outcome = state.store.append_listens(&user_id, &listens).await?;
-    state.histories.invalidate(&user_id);
     Ok(Json(ListensAccepted {
         accepted: outcome.accepted,
         duplicates: outcome.duplicates,

@@ -6,6 +6,7 @@ mod evaluate;
 mod import;
 mod model;
 mod openapi;
+mod progress;
 mod recommend;
 mod serve;
 mod split;
@@ -50,29 +51,22 @@ enum Command {
     Openapi(openapi::Args),
 }
 
+impl Cli {
+    /// Whether the command trains (and so wants glibc to keep freed memory).
+    pub fn trains(&self) -> bool {
+        matches!(self.command, Command::Train(_))
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(a) => import::run(a),
         Command::Split(a) => split::run(a),
-        Command::Train(a) => {
-            audiorec::train::malloc::keep_freed_memory();
-            train::run(a)
-        }
+        Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::DemoData(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Openapi(a) => openapi::run(a),
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }

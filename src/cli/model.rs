@@ -6,11 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use audiorec::dataset::{Dataset, Split};
 use audiorec::index::{HnswParams, IndexKind};
+use audiorec::model::bert4rec::ItemInit;
+use audiorec::model::bert4rec::checkpoint::default_name;
+use audiorec::model::parse_device;
 use audiorec::recommend::Recommender;
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::knn::KnnRecommender;
 use audiorec::recommend::shallow::ShallowRecommender;
-use audiorec::train::bert4rec::{CheckpointPaths, ItemInit};
 
 /// Which recommender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,8 +96,7 @@ impl ModelArgs {
                 Some(&dataset.layout.derived().join("index")),
             )),
             Model::Shallow => {
-                let device =
-                    audiorec::train::parse_device(&self.device).map_err(anyhow::Error::msg)?;
+                let device = parse_device(&self.device).map_err(anyhow::Error::msg)?;
                 let path = self.checkpoint.clone().unwrap_or_else(|| {
                     self.models
                         .clone()
@@ -124,9 +125,9 @@ impl ModelArgs {
                     .models
                     .clone()
                     .unwrap_or_else(|| dataset.layout.models());
-                let name = CheckpointPaths::default_name(init, &self.backend);
-                let device = audiorec::train::parse_device(&self.device)
-                    .map_err(|e| anyhow::anyhow!("--device {e}"))?;
+                let name = default_name(init, &self.backend);
+                let device =
+                    parse_device(&self.device).map_err(|e| anyhow::anyhow!("--device {e}"))?;
                 let path = dir.join(&name);
                 Box::new(
                     Bert4RecRecommender::load(&path, embeddings, &split.train_items, &device)

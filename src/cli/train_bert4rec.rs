@@ -4,16 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use audiorec::train::bert4rec::checkpoint::DataFingerprint;
-use audiorec::train::bert4rec::fit::TrainData;
-use audiorec::train::bert4rec::{
-    Checkpoint, CheckpointPaths, Encoder, FitConfig, ItemInit, ModelConfig, fit,
-};
-use candle_nn::VarMap;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use audiorec::model::bert4rec::checkpoint::default_name;
+use audiorec::model::bert4rec::{Bert4RecConfig, FitConfig, ItemInit, ModelConfig};
+use audiorec::model::checkpoint::CheckpointPaths;
+use audiorec::model::parse_device;
+use audiorec::train::bert4rec::{TrainData, fit};
 
 use super::DataArgs;
+use super::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,6 +63,10 @@ pub struct Args {
     /// Stop each epoch after this many batches (quick runs and benchmarks).
     #[arg(long)]
     max_batches: Option<usize>,
+    /// Continue the run saved under this checkpoint name (same data and parameters;
+    /// --epochs may grow), optimiser state included.
+    #[arg(long)]
+    resume: bool,
     /// Where to write the checkpoint (default DIR/.audiorec/models).
     #[arg(long, env = "AUDIOREC_MODELS")]
     models: Option<PathBuf>,
@@ -74,8 +76,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device =
-        audiorec::train::parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device {e}"))?;
+    let device = parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device {e}"))?;
     let (dataset, split) = args.data.open_split()?;
     let embeddings = dataset.load_embeddings(&args.backend)?;
     let init = if args.random {
@@ -99,64 +100,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if init == ItemInit::Random && model.freeze_items {
         bail!("--random with --freeze-items true would never learn the item table");
     }
-    let fit_config = FitConfig {
-        max_epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        mask_prob: args.mask_prob,
-        plateau_patience: args.plateau_patience,
-        early_stopping_patience: args.patience,
-        seed: args.seed,
-        max_batches: args.max_batches,
-        ..FitConfig::default()
+    let config = Bert4RecConfig {
+        model,
+        fit: FitConfig {
+            max_epochs: args.epochs,
+            batch_size: args.batch_size,
+            lr: args.lr,
+            mask_prob: args.mask_prob,
+            plateau_patience: args.plateau_patience,
+            early_stopping_patience: args.patience,
+            seed: args.seed,
+            max_batches: args.max_batches,
+            ..FitConfig::default()
+        },
     };
-    let varmap = VarMap::new();
-    let encoder = Encoder::new(
-        &model,
-        Some(embeddings.raw()),
-        &varmap,
-        &mut StdRng::seed_from_u64(args.seed),
-        &device,
-    )?;
     let dir = args
         .models
         .clone()
         .unwrap_or_else(|| dataset.layout.models());
-    let paths = CheckpointPaths::new(&dir, &CheckpointPaths::default_name(init, &args.backend));
-    let meta = Checkpoint {
-        backend: args.backend.clone(),
-        model,
-        fit: fit_config.clone(),
-        data: DataFingerprint::new(&split, dataset.tracks.len()),
-        curve: Vec::new(),
-        best_epoch: None,
-    };
-    let data = TrainData::from_split(&split);
+    let name = default_name(init, &args.backend);
+    let paths = CheckpointPaths::new(&dir, &name);
     tracing::info!(
-        users = data.sequences.len(),
-        validation_users = data.validation.len(),
+        validation_users = split.validation.len(),
         tracks = dataset.tracks.len(),
         hidden,
         device = %args.device,
         "training bert4rec"
     );
-    let report = fit(&encoder, &varmap, &data, &fit_config, meta, &paths)
+    let data = TrainData {
+        embeddings: &embeddings,
+        split: &split,
+    };
+    let progress = Progress::new(&name);
+    let outcome = fit(&config, data, &paths, args.resume, &device, &progress)
         .context("bert4rec training failed")?;
-    let c = &report.checkpoint;
-    let best = c.best_epoch.and_then(|e| c.curve.get(e - 1));
-    match best {
+    progress.finish();
+    let c = &outcome.checkpoint;
+    match c.best() {
         Some(b) => println!(
-            "best epoch {} of {} ({}): validation loss {:.4}, HitRate@50 {:.4}; saved {}",
+            "best epoch {} of {} ({}): validation loss {:.4}, HitRate@50 {}; saved {}",
             b.epoch,
             c.curve.len(),
-            if report.stopped_early {
-                "stopped early"
-            } else {
-                "ran to the limit"
-            },
+            c.state.finished.as_deref().unwrap_or("stopped"),
             b.validation_loss,
-            b.validation_hit_rate_50,
-            paths.weights.display()
+            b.validation_hit_rate_50
+                .map_or("-".into(), |h| format!("{h:.4}")),
+            paths.weights().display()
         ),
         None => bail!("no epoch had a finite validation loss; nothing saved"),
     }

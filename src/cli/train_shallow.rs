@@ -1,16 +1,15 @@
 //! `audiorec train shallow`: flags, a progress bar, and the call into the training loop.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
-use audiorec::train::parse_device;
-use audiorec::train::shallow::checkpoint::CheckpointPaths;
-use audiorec::train::shallow::fit::{FitObserver, TrainData};
-use audiorec::train::shallow::{EpochRecord, Init, ShallowParams, fit};
-use indicatif::{ProgressBar, ProgressStyle};
+use audiorec::model::checkpoint::CheckpointPaths;
+use audiorec::model::parse_device;
+use audiorec::model::shallow::{Init, NegativeSampling, ShallowParams};
+use audiorec::train::shallow::{TrainData, fit};
 
 use super::DataArgs;
+use super::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,6 +44,10 @@ pub struct Args {
     /// Negative users per positive pair.
     #[arg(long, default_value_t = 20)]
     negatives: usize,
+    /// non-interacting: users who did not play the track (the paper's text); uniform:
+    /// any user, the positive included (the authors' published code).
+    #[arg(long, value_enum, default_value_t = NegativeSampling::NonInteracting)]
+    negative_sampling: NegativeSampling,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// Positive (user, track) pairs per batch.
@@ -80,6 +83,7 @@ impl Args {
             freeze_users: self.freeze_users,
             margin: self.margin,
             negatives: self.negatives,
+            negative_sampling: self.negative_sampling,
             lr: self.lr,
             batch_size: self.batch_size,
             max_epochs: self.epochs,
@@ -89,42 +93,6 @@ impl Args {
             early_stopping_patience: self.patience,
             seed: self.seed,
             ..ShallowParams::new(&self.backend)
-        }
-    }
-}
-
-/// A progress bar per epoch (hidden when stderr is not a terminal) and a log line with
-/// the losses after each.
-struct Progress {
-    bar: ProgressBar,
-}
-
-impl FitObserver for Progress {
-    fn epoch_started(&self, epoch: usize, batches: usize) {
-        self.bar.reset();
-        self.bar.set_length(batches as u64);
-        self.bar.set_prefix(format!("epoch {epoch}"));
-    }
-
-    fn batch_done(&self, loss: f64) {
-        self.bar.set_message(format!("loss {loss:.4}"));
-        self.bar.inc(1);
-    }
-
-    fn epoch_done(&self, r: &EpochRecord) {
-        let line = format!(
-            "epoch {:>3}  train loss {:.5}  validation loss {:.5}  lr {:.0e}  {:.1} s{}",
-            r.epoch,
-            r.train_loss,
-            r.validation_loss,
-            r.lr,
-            r.seconds,
-            if r.improved { "  (best)" } else { "" }
-        );
-        if self.bar.is_hidden() {
-            tracing::info!("{line}");
-        } else {
-            self.bar.println(line);
         }
     }
 }
@@ -141,27 +109,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let name = args.name.clone().unwrap_or_else(|| params.default_name());
     let paths = CheckpointPaths::new(dir, &name);
     tracing::info!(backend = %args.backend, dim = embeddings.dim, users = split.counts.train.users, pairs = split.counts.train.interactions, device = ?device, checkpoint = %paths.config().display(), "training shallow net");
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} batches {msg} [{elapsed}]")
-            .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(500));
+    let progress = Progress::new(&name);
     let data = TrainData {
         embeddings: &embeddings,
         split: &split,
         users: &dataset.interactions.users,
     };
-    let outcome = fit(
-        &params,
-        data,
-        &paths,
-        args.resume,
-        &device,
-        &Progress { bar: bar.clone() },
-    )
-    .with_context(|| format!("training the shallow net into {}", paths.config().display()))?;
-    bar.finish_and_clear();
-    let c = &outcome.config;
+    let outcome = fit(&params, data, &paths, args.resume, &device, &progress)
+        .with_context(|| format!("training the shallow net into {}", paths.config().display()))?;
+    progress.finish();
+    let c = &outcome.checkpoint;
     println!(
         "{} after {} epochs; best epoch {} (validation loss {}); checkpoint {}",
         c.state.finished.as_deref().unwrap_or("stopped"),

@@ -2,22 +2,14 @@
 //! order of every backend's `.npy` matrix.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::error::ImportError;
-use super::plays::strip_eol;
-use super::vocab::Vocab;
+use crate::io::{ImportError, LineReader, Vocab};
 
 /// Reads the sorted track id list; `idx` must count 0, 1, 2, … and ids must be unique.
 pub fn read_track_ids(path: &Path) -> Result<Vocab, ImportError> {
-    let file = File::open(path).map_err(ImportError::io(path))?;
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    reader
-        .read_until(b'\n', &mut line)
-        .map_err(ImportError::io(path))?;
-    let header = String::from_utf8_lossy(strip_eol(&line)).into_owned();
+    let mut lines = LineReader::open(path)?;
+    let header = lines.header()?;
     if header.trim() != "idx,trackid" {
         return Err(ImportError::Header {
             path: path.into(),
@@ -26,18 +18,8 @@ pub fn read_track_ids(path: &Path) -> Result<Vocab, ImportError> {
         });
     }
     let mut vocab = Vocab::new();
-    let mut line_no = 1u64;
-    loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .map_err(ImportError::io(path))?
-            == 0
-        {
-            break;
-        }
-        line_no += 1;
-        let row = String::from_utf8_lossy(strip_eol(&line)).into_owned();
+    while let Some((line_no, line)) = lines.next_line()? {
+        let row = String::from_utf8_lossy(line).into_owned();
         if row.is_empty() {
             continue;
         }

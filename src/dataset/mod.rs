@@ -12,18 +12,15 @@
 pub mod cache;
 pub mod catalog;
 pub mod demo;
-mod error;
 pub mod plays;
 pub mod split;
 pub mod time;
-mod vocab;
 
 use std::path::PathBuf;
 
-pub use error::ImportError;
+pub use crate::io::{ImportError, Vocab};
 pub use plays::{Interactions, MissingTracks, PlayStats};
 pub use split::{Split, SplitConfig, SplitCounts};
-pub use vocab::Vocab;
 
 use crate::embeddings::{self, Embeddings};
 

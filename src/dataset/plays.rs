@@ -4,16 +4,14 @@
 //! The real file has hundreds of millions of rows, so it is read as bytes, one line at a
 //! time, and only the aggregates are kept in memory.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use super::error::ImportError;
 use super::time::{format_timestamp, parse_timestamp};
-use super::vocab::Vocab;
+use crate::io::{ImportError, LineReader, Vocab, strip_eol};
 
 /// What to do with a play whose track is not in the catalog (has no embedding).
 #[derive(
@@ -126,13 +124,8 @@ pub fn read_plays(
     missing: MissingTracks,
     progress: &dyn Fn(u64),
 ) -> Result<(Interactions, PlayStats), ImportError> {
-    let file = File::open(path).map_err(ImportError::io(path))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut header = Vec::with_capacity(256);
-    reader
-        .read_until(b'\n', &mut header)
-        .map_err(ImportError::io(path))?;
-    let header = String::from_utf8_lossy(strip_eol(&header)).into_owned();
+    let mut lines = LineReader::open(path)?;
+    let header = lines.header()?;
     if header.split('\t').map(str::trim).ne(PLAYS_HEADER) {
         return Err(ImportError::Header {
             path: path.into(),
@@ -146,6 +139,7 @@ pub fn read_plays(
         keep_from,
         missing,
     };
+    let mut reader = lines.into_inner();
     let batch = rayon::current_num_threads().max(1) * 2;
     let mut users = Vocab::new();
     let mut rows: Vec<(u32, u32, i64, u32)> = Vec::new();
@@ -357,9 +351,4 @@ impl BlockParser<'_> {
         };
         Ok(Some((user, track, ts)))
     }
-}
-
-pub(crate) fn strip_eol(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }

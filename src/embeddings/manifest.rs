@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::ImportError;
+use crate::io::ImportError;
 
 /// The manifest's file name inside an embeddings folder.
 pub const FILE: &str = "manifest.json";

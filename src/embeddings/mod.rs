@@ -10,7 +10,7 @@ pub mod tsv;
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{ImportError, Vocab};
+use crate::io::{ImportError, Vocab};
 
 /// One backend's frozen item matrix plus its row-normalised copy.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::dataset::ImportError;
+use crate::io::ImportError;
 
 /// Reads a little-endian float32 `[rows, cols]` matrix.
 pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize), ImportError> {

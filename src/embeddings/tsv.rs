@@ -1,12 +1,9 @@
 //! Music4All-Onion style TSV embeddings: a header `id` then one column per dimension,
 //! one row per track, in any order.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use crate::dataset::plays::strip_eol;
-use crate::dataset::{ImportError, Vocab};
+use crate::io::{ImportError, LineReader, Vocab};
 
 /// Reads a TSV matrix into catalog row order. Every catalog track must appear exactly
 /// once; a track the catalog lacks is an error. With `catalog = None` the rows define the
@@ -15,13 +12,8 @@ pub fn read_tsv_matrix(
     path: &Path,
     catalog: Option<&Vocab>,
 ) -> Result<(Vec<f32>, usize, Option<Vocab>), ImportError> {
-    let file = File::open(path).map_err(ImportError::io(path))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::new();
-    reader
-        .read_until(b'\n', &mut line)
-        .map_err(ImportError::io(path))?;
-    let header = String::from_utf8_lossy(strip_eol(&line)).into_owned();
+    let mut lines = LineReader::open(path)?;
+    let header = lines.header()?;
     let columns: Vec<&str> = header.split('\t').collect();
     if columns.first().map(|c| c.trim()) != Some("id") || columns.len() < 2 {
         return Err(ImportError::Header {
@@ -32,18 +24,7 @@ pub fn read_tsv_matrix(
     }
     let dim = columns.len() - 1;
     let mut rows: Vec<(String, Vec<f32>, u64)> = Vec::new();
-    let mut line_no = 1u64;
-    loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .map_err(ImportError::io(path))?
-            == 0
-        {
-            break;
-        }
-        line_no += 1;
-        let row = strip_eol(&line);
+    while let Some((line_no, row)) = lines.next_line()? {
         if row.is_empty() {
             continue;
         }

@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod report;
+pub mod runs;
 pub mod stats;
 
 use std::time::Instant;

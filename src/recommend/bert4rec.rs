@@ -11,17 +11,18 @@ use candle_core::Device;
 
 use super::{Query, RecommendError, Recommender, Scored};
 use crate::embeddings::Embeddings;
-use crate::train::bert4rec::checkpoint::{self, CheckpointPaths};
-use crate::train::bert4rec::masking::{Specials, prediction_batch};
-use crate::train::bert4rec::rank::{top_k, universe};
-use crate::train::bert4rec::{Bert4RecError, Checkpoint, Encoder, ItemInit};
+use crate::model::bert4rec::batch::{Specials, prediction_batch};
+use crate::model::bert4rec::checkpoint;
+use crate::model::bert4rec::rank::{top_k, universe};
+use crate::model::bert4rec::{Bert4RecCheckpoint, Bert4RecError, Encoder, ItemInit};
+use crate::model::checkpoint::CheckpointPaths;
 
 /// Users per forward pass in [`Recommender::recommend_batch`].
 const BATCH: usize = 32;
 
 pub struct Bert4RecRecommender {
     encoder: Encoder,
-    checkpoint: Checkpoint,
+    checkpoint: Bert4RecCheckpoint,
     backend: String,
     /// Membership of the item universe, indexed by track.
     allowed: Vec<bool>,
@@ -38,19 +39,17 @@ impl Bert4RecRecommender {
         items: &[u32],
         device: &Device,
     ) -> Result<Self, Bert4RecError> {
-        let stem = checkpoint.with_extension("");
-        let dir = stem.parent().unwrap_or(Path::new("."));
-        let name = stem.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let paths = CheckpointPaths::new(dir, name);
-        let (encoder, checkpoint) = checkpoint::load(&paths, Some(embeddings.raw()), device)?;
-        let backend = match checkpoint.model.item_init {
-            ItemInit::Content => checkpoint.backend.clone(),
+        let paths =
+            CheckpointPaths::resolve(checkpoint, &format!("bert4rec-{}", embeddings.backend));
+        let (encoder, _, checkpoint) = checkpoint::load(&paths, Some(embeddings.raw()), device)?;
+        let trained_on = &checkpoint.data.backend;
+        let backend = match checkpoint.net.model.item_init {
+            ItemInit::Content => trained_on.clone(),
             ItemInit::Random => "random".into(),
         };
-        if checkpoint.model.item_init == ItemInit::Content
-            && checkpoint.backend != embeddings.backend
+        if checkpoint.net.model.item_init == ItemInit::Content && *trained_on != embeddings.backend
         {
-            tracing::warn!(trained = %checkpoint.backend, given = %embeddings.backend, "checkpoint trained on another backend");
+            tracing::warn!(trained = %trained_on, given = %embeddings.backend, "checkpoint trained on another backend");
         }
         let allowed = universe(items, encoder.n_items());
         Ok(Self {
@@ -62,7 +61,7 @@ impl Bert4RecRecommender {
         })
     }
 
-    pub fn checkpoint(&self) -> &Checkpoint {
+    pub fn checkpoint(&self) -> &Bert4RecCheckpoint {
         &self.checkpoint
     }
 
@@ -176,8 +175,10 @@ impl Recommender for Bert4RecRecommender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::bert4rec::checkpoint::{DataFingerprint, save_weights};
-    use crate::train::bert4rec::{FitConfig, ModelConfig};
+    use crate::model::bert4rec::{Bert4RecConfig, FitConfig, ModelConfig};
+    use crate::model::checkpoint::{self, Checkpoint, DataFingerprint, FORMAT, TrainState};
+    use crate::model::device::test_device;
+    use crate::model::schedule::{EarlyStopping, Plateau};
     use candle_nn::VarMap;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -204,27 +205,41 @@ mod tests {
             Some(&raw),
             &varmap,
             &mut StdRng::seed_from_u64(1),
-            &crate::train::test_device(),
+            &test_device(),
         )
         .unwrap();
         let paths = CheckpointPaths::new(dir, "bert4rec-toy");
-        save_weights(&varmap, &paths).unwrap();
-        Checkpoint {
-            backend: "toy".into(),
-            model: e.config().clone(),
-            fit: FitConfig::default(),
+        varmap.save(paths.weights()).unwrap();
+        let untrained = Checkpoint {
+            format: FORMAT,
+            kind: "bert4rec".into(),
+            net: Bert4RecConfig {
+                model: e.config().clone(),
+                fit: FitConfig::default(),
+            },
             data: DataFingerprint {
+                backend: "toy".into(),
+                dim: H,
                 tracks: 30,
-                users: 0,
                 train_pairs: 0,
                 split: Default::default(),
-                train_hash: String::new(),
+                train_hash: None,
             },
-            curve: Vec::new(),
+            device: "cpu".into(),
+            initial_validation_loss: None,
             best_epoch: None,
-        }
-        .save(&paths)
-        .unwrap();
+            best_validation_loss: None,
+            curve: Vec::new(),
+            state: TrainState {
+                epochs_done: 0,
+                lr: 1e-3,
+                plateau: Plateau::new(0.1, 5, 0.0),
+                early_stopping: EarlyStopping::new(16),
+                finished: None,
+                optimizer_steps: 0,
+            },
+        };
+        checkpoint::write(&paths, &untrained).unwrap();
         dir.join("bert4rec-toy")
     }
 
@@ -241,9 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = saved(dir.path());
         let items: Vec<u32> = (0..25).collect(); // 25..30 are not recommendable
-        let r =
-            Bert4RecRecommender::load(&stem, embeddings(30), &items, &crate::train::test_device())
-                .unwrap();
+        let r = Bert4RecRecommender::load(&stem, embeddings(30), &items, &test_device()).unwrap();
         let history: Vec<u32> = vec![1, 2, 3, 4, 5, 6, 7];
         let q = Query {
             user: None,
@@ -296,9 +309,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stem = saved(dir.path());
         let items: Vec<u32> = (0..31).collect();
-        let r =
-            Bert4RecRecommender::load(&stem, embeddings(31), &items, &crate::train::test_device())
-                .unwrap();
+        let r = Bert4RecRecommender::load(&stem, embeddings(31), &items, &test_device()).unwrap();
         let q = Query {
             user: None,
             history: &[1, 2, 30],

@@ -17,9 +17,10 @@ use super::{Query, RecommendError, Recommender, Scored, history_set};
 use crate::embeddings::{Embeddings, l2_normalize};
 use crate::index::exact::top_k;
 use crate::index::{self, HnswParams, IndexKind, Neighbour, NeighbourIndex};
-use crate::train::shallow::ShallowError;
-use crate::train::shallow::checkpoint::{Checkpoint, CheckpointConfig, CheckpointPaths};
-use crate::train::shallow::model::{matrix, normalize_rows};
+use crate::model::checkpoint::{CheckpointError, CheckpointPaths};
+use crate::model::shallow::ShallowError;
+use crate::model::shallow::checkpoint::{ShallowCheckpoint, load};
+use crate::model::shallow::net::{matrix, normalize_rows};
 
 /// Rows pushed through the tower at once when indexing items.
 const CHUNK_ROWS: usize = 8192;
@@ -28,7 +29,7 @@ const CHUNK_ROWS: usize = 8192;
 const BATCH_USERS: usize = 512;
 
 pub struct ShallowRecommender {
-    config: CheckpointConfig,
+    checkpoint: ShallowCheckpoint,
     embeddings: Arc<Embeddings>,
     /// A learned item table (the `random` variant, or unfrozen items), row-major.
     learned_items: Option<Vec<f32>>,
@@ -56,14 +57,19 @@ impl ShallowRecommender {
         hnsw: HnswParams,
         device: &Device,
     ) -> Result<Self, ShallowError> {
-        let paths = CheckpointPaths::resolve(checkpoint, &embeddings.backend);
-        let ckpt = Checkpoint::load(&paths, false, device)?;
-        Self::from_checkpoint(&ckpt, &paths, embeddings, items, kind, hnsw, device)
+        let paths =
+            CheckpointPaths::resolve(checkpoint, &format!("shallow-{}", embeddings.backend));
+        let (ckpt, tensors) = load(&paths, false, device)?;
+        Self::from_checkpoint(
+            &ckpt, &tensors, &paths, embeddings, items, kind, hnsw, device,
+        )
     }
 
     /// Builds from a loaded checkpoint; `paths` only names it in errors.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_checkpoint(
-        ckpt: &Checkpoint,
+        ckpt: &ShallowCheckpoint,
+        tensors: &HashMap<String, Tensor>,
         paths: &CheckpointPaths,
         embeddings: Arc<Embeddings>,
         items: &[u32],
@@ -71,41 +77,32 @@ impl ShallowRecommender {
         hnsw: HnswParams,
         device: &Device,
     ) -> Result<Self, ShallowError> {
-        let config = ckpt.config.clone();
-        let mismatch = |detail: String| ShallowError::Mismatch {
-            path: paths.config(),
-            detail,
-        };
+        let config = &ckpt.net;
+        let mismatch = |detail: String| CheckpointError::mismatch(paths.config(), detail);
         if config.d_in != embeddings.dim || config.params.backend != embeddings.backend {
             return Err(mismatch(format!(
                 "trained on backend `{}` ({}-d), given `{}` ({}-d)",
                 config.params.backend, config.d_in, embeddings.backend, embeddings.dim
-            )));
+            ))
+            .into());
         }
-        let tensor = |name: &str| -> Result<Tensor, ShallowError> {
-            Ok(ckpt
-                .tensor(name)
-                .expect("checked at load")
-                .to_device(device)?)
-        };
+        let tensor = |name: &str| tensors[name].to_device(device);
         let weight_t = tensor("tower.weight")?.t()?.contiguous()?;
         let bias = tensor("tower.bias")?;
-        let learned_items = match ckpt.tensor("items") {
+        let learned_items = match tensors.get("items") {
             Some(t) => Some(t.flatten_all()?.to_vec1::<f32>()?),
             None => None,
         };
-        let users = ckpt.tensor("users").expect("checked at load");
+        let users = &tensors["users"];
         if users.dim(0)? != config.user_ids.len() {
-            return Err(mismatch(
-                "user table rows and user ids differ in number".into(),
-            ));
+            return Err(mismatch("user table rows and user ids differ in number".into()).into());
         }
         let mut this = Self {
             user_row: (config.user_ids.iter().cloned())
                 .enumerate()
                 .map(|(i, id)| (id, i))
                 .collect(),
-            config,
+            checkpoint: ckpt.clone(),
             embeddings,
             learned_items,
             weight_t,
@@ -116,7 +113,7 @@ impl ShallowRecommender {
             exact: None,
         };
         this.user_vectors = this.tower(&users.flatten_all()?.to_vec1::<f32>()?)?;
-        let d_in = this.config.d_in;
+        let d_in = this.checkpoint.net.d_in;
         let mut kept: Vec<u32> = items
             .iter()
             .copied()
@@ -161,12 +158,12 @@ impl ShallowRecommender {
         Ok(this)
     }
 
-    pub fn config(&self) -> &CheckpointConfig {
-        &self.config
+    pub fn checkpoint(&self) -> &ShallowCheckpoint {
+        &self.checkpoint
     }
 
     pub fn d_out(&self) -> usize {
-        self.config.d_out
+        self.checkpoint.net.d_out
     }
 
     pub fn index(&self) -> &dyn NeighbourIndex {
@@ -175,7 +172,7 @@ impl ShallowRecommender {
 
     /// A track's row of the item table: its content, or its learned row.
     fn item_row(&self, track: u32) -> Option<&[f32]> {
-        let d = self.config.d_in;
+        let d = self.checkpoint.net.d_in;
         match &self.learned_items {
             Some(table) => table.get(track as usize * d..(track as usize + 1) * d),
             None => ((track as usize) < self.embeddings.len()).then(|| self.embeddings.row(track)),
@@ -184,7 +181,7 @@ impl ShallowRecommender {
 
     /// The normalised tower outputs of row-major `[n, d_in]` rows.
     fn tower(&self, rows: &[f32]) -> Result<Vec<f32>, ShallowError> {
-        let x = matrix(rows, self.config.d_in, &self.device)?;
+        let x = matrix(rows, self.checkpoint.net.d_in, &self.device)?;
         let out = x
             .matmul(&self.weight_t)?
             .broadcast_add(&self.bias)?
@@ -207,7 +204,7 @@ impl ShallowRecommender {
         if query.history.is_empty() {
             return Err(RecommendError::EmptyHistory);
         }
-        let mut mean = vec![0f32; self.config.d_in];
+        let mut mean = vec![0f32; self.checkpoint.net.d_in];
         for &t in query.history {
             let row = self.item_row(t).ok_or(RecommendError::UnknownTrack(t))?;
             mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
@@ -325,157 +322,5 @@ impl ShallowRecommender {
                     .collect())
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::train::shallow::ShallowParams;
-    use crate::train::shallow::fit::{Quiet, TrainData, fit, net_from_checkpoint};
-    use crate::train::shallow::tests::fixture;
-
-    /// Trains the toy model; returns the checkpoint folder and the fixture.
-    fn trained() -> (tempfile::TempDir, crate::train::shallow::tests::Fixture) {
-        let f = fixture();
-        let dir = tempfile::tempdir().unwrap();
-        let params = ShallowParams {
-            batch_size: 8,
-            negatives: 3,
-            max_epochs: 3,
-            lr: 1e-2,
-            ..ShallowParams::new("toy")
-        };
-        let data = TrainData {
-            embeddings: &f.embeddings,
-            split: &f.split,
-            users: &f.users,
-        };
-        let paths = CheckpointPaths::new(dir.path(), "shallow-toy");
-        fit(&params, data, &paths, false, &Device::Cpu, &Quiet).unwrap();
-        (dir, f)
-    }
-
-    fn expected(net_vec: &Tensor, items: &Tensor) -> Vec<f32> {
-        items
-            .matmul(&net_vec.t().unwrap())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    }
-
-    #[test]
-    fn a_loaded_checkpoint_scores_as_the_trained_net_and_serves_every_kind_of_user() {
-        let (dir, f) = trained();
-        // One more track than training saw: a track added later, with its embedding.
-        let mut raw = f.embeddings.raw().to_vec();
-        raw.extend([0.2f32, 1.0, 0.3, 0.9, 0.1, 1.1]);
-        let embeddings = Arc::new(Embeddings::new("toy", raw, 6, Path::new("toy.npy")).unwrap());
-        let items: Vec<u32> = (0..13).collect();
-        let rec = ShallowRecommender::load(
-            dir.path(),
-            embeddings.clone(),
-            &items,
-            IndexKind::Exact,
-            HnswParams::default(),
-            &Device::Cpu,
-        )
-        .unwrap();
-        assert_eq!(rec.model(), "shallow");
-        assert_eq!(rec.index().len(), 13, "the new track is indexed");
-
-        // Reference: the best weights through candle directly.
-        let paths = CheckpointPaths::new(dir.path(), "shallow-toy");
-        let ckpt = Checkpoint::load(&paths, false, &Device::Cpu).unwrap();
-        let net = net_from_checkpoint(&ckpt, &embeddings, &Device::Cpu).unwrap();
-        let item_out = net
-            .embed(&matrix(embeddings.raw(), 6, &Device::Cpu).unwrap())
-            .unwrap();
-        let user_out = net
-            .embed(
-                net.users
-                    .tensor()
-                    .get(4)
-                    .unwrap()
-                    .unsqueeze(0)
-                    .unwrap()
-                    .as_ref(),
-            )
-            .unwrap();
-        let want = expected(&user_out, &item_out);
-
-        // A stored user: their learned row, every track but the history, by score.
-        let history = &f.split.train[4];
-        let q = Query {
-            user: Some("u4"),
-            history,
-            k: 13,
-        };
-        let got = rec.recommend(&q).unwrap();
-        assert_eq!(got.len(), 13 - history.len());
-        assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
-        for s in &got {
-            assert!(!history.contains(&s.track));
-            assert!(
-                (s.score - want[s.track as usize]).abs() < 1e-5,
-                "{s:?} vs {}",
-                want[s.track as usize]
-            );
-        }
-        assert!(
-            got.iter().any(|s| s.track == 12),
-            "the new track is recommendable"
-        );
-
-        // An unknown or anonymous user: the mean of the history through the tower.
-        let mean = matrix(&embeddings.mean(history).unwrap(), 6, &Device::Cpu).unwrap();
-        let want_anon = expected(&net.embed(&mean).unwrap(), &item_out);
-        for user in [None, Some("someone-new")] {
-            let got = rec
-                .recommend(&Query {
-                    user,
-                    history,
-                    k: 5,
-                })
-                .unwrap();
-            assert_eq!(got.len(), 5);
-            for s in &got {
-                assert!((s.score - want_anon[s.track as usize]).abs() < 1e-5);
-            }
-        }
-        assert!(matches!(
-            rec.recommend(&Query {
-                user: None,
-                history: &[],
-                k: 5
-            }),
-            Err(RecommendError::EmptyHistory)
-        ));
-        assert!(matches!(
-            rec.recommend(&Query {
-                user: None,
-                history: &[99],
-                k: 5
-            }),
-            Err(RecommendError::UnknownTrack(99))
-        ));
-    }
-
-    #[test]
-    fn a_checkpoint_refuses_another_backend() {
-        let (dir, f) = trained();
-        let other =
-            Embeddings::new("other", f.embeddings.raw().to_vec(), 6, Path::new("o.npy")).unwrap();
-        let err = ShallowRecommender::load(
-            &dir.path().join("shallow-toy.json"),
-            Arc::new(other),
-            &[0, 1],
-            IndexKind::Exact,
-            HnswParams::default(),
-            &Device::Cpu,
-        );
-        assert!(matches!(err, Err(ShallowError::Mismatch { .. })));
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::users::push_rows;
-use super::{Store, StoreError, now, on_pool};
+use super::{Pool, Store, StoreError, now, on_pool};
 use crate::dataset::{Interactions, Vocab};
 
 /// Rows per multi-row insert on SQLite (4 values each, under its 32,766-parameter cap).
@@ -37,8 +37,8 @@ impl Store {
             ));
         }
         let created = now();
-        match self {
-            Store::Postgres(pool) => {
+        match &self.pool {
+            Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let copy = |table: &str, text: String| {
                     let stmt = format!("COPY {table} FROM STDIN");
@@ -87,7 +87,7 @@ impl Store {
                 c.finish().await?;
                 tx.commit().await?;
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let ids: Vec<&str> = tracks.ids().collect();
                 for (n, chunk) in ids.chunks(SQLITE_ROWS).enumerate() {

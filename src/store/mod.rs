@@ -6,6 +6,7 @@
 //! transaction on SQLite). The API and the CLI see a [`Store`]; nothing else imports sqlx.
 
 mod bulk;
+mod histories;
 mod runs;
 mod users;
 
@@ -23,9 +24,9 @@ pub use users::{AppendOutcome, PlayRecord, UserRecord};
 /// Runs `$body` with `$pool` bound to the concrete pool, whichever database it is.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Postgres($pool) => $body,
-            $crate::store::Store::Sqlite($pool) => $body,
+        match &$store.pool {
+            $crate::store::Pool::Postgres($pool) => $body,
+            $crate::store::Pool::Sqlite($pool) => $body,
         }
     };
 }
@@ -61,9 +62,18 @@ impl From<sqlx::Error> for StoreError {
 
 /// A connection pool to one of the two supported databases.
 #[derive(Debug, Clone)]
-pub enum Store {
+pub(crate) enum Pool {
     Postgres(PgPool),
     Sqlite(SqlitePool),
+}
+
+/// The database, and what this process remembers of it.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    /// Stored users' histories (embedded SQLite only), forgotten by this store's own
+    /// writes: see [`histories`].
+    histories: std::sync::Arc<histories::Histories>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./sql");
@@ -72,14 +82,14 @@ impl Store {
     /// Connects to `postgres://…` or `sqlite://path` (the file is created if missing) and
     /// applies the migrations under `sql/`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(url)
                 .await
                 .map_err(StoreError::Unavailable)?;
-            Store::Postgres(pool)
+            Pool::Postgres(pool)
         } else {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(StoreError::Unavailable)?
@@ -96,17 +106,31 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(StoreError::Unavailable)?;
-            Store::Sqlite(pool)
+            Pool::Sqlite(pool)
+        };
+        let store = Store {
+            pool,
+            histories: std::sync::Arc::new(histories::Histories::none()),
         };
         on_pool!(&store, pool => MIGRATOR.run(pool).await)?;
         Ok(store)
     }
 
+    /// Remembers up to `capacity` stored users' histories, when this process is the only
+    /// writer of the database (the embedded SQLite file); with Postgres, which other
+    /// instances may write, every read goes to the database.
+    pub fn remember_histories(mut self, capacity: usize) -> Self {
+        if matches!(self.pool, Pool::Sqlite(_)) {
+            self.histories = std::sync::Arc::new(histories::Histories::new(capacity));
+        }
+        self
+    }
+
     /// Which database this is, for logs and `/ready`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Sqlite(_) => "sqlite",
+        match self.pool {
+            Pool::Postgres(_) => "postgres",
+            Pool::Sqlite(_) => "sqlite",
         }
     }
 

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now, on_pool};
+use super::{Pool, Store, StoreError, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
@@ -80,13 +80,20 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The user's tracks in first-listen order: the history every model reads.
-    pub async fn history(&self, user_id: &str) -> Result<Vec<u32>, StoreError> {
+    /// The user's tracks in first-listen order: the history every model reads. Served
+    /// from memory where this process is the database's only writer.
+    pub async fn history(&self, user_id: &str) -> Result<std::sync::Arc<[u32]>, StoreError> {
+        self.histories
+            .get(user_id, self.load_history(user_id))
+            .await
+    }
+
+    async fn load_history(&self, user_id: &str) -> Result<Vec<u32>, StoreError> {
         // One aggregated row, not one row per track: sqlx's SQLite driver hands every row
         // from its worker thread to the caller separately, and a 300-track history then
         // cost 300 thread hand-offs, most of a recommendation's time under load.
-        let tracks: Vec<i64> = match self {
-            Store::Postgres(pool) => {
+        let tracks: Vec<i64> = match &self.pool {
+            Pool::Postgres(pool) => {
                 let sql = "SELECT array_agg(track_idx ORDER BY first_ts, track_idx) \
                            FROM plays WHERE user_id = $1";
                 let tracks: Option<Vec<i64>> = sqlx::query_scalar(sql)
@@ -95,7 +102,7 @@ impl Store {
                     .await?;
                 tracks.unwrap_or_default()
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 let sql = "SELECT group_concat(track_idx, ',' ORDER BY first_ts, track_idx) \
                            FROM plays WHERE user_id = $1";
                 let list: Option<String> = sqlx::query_scalar(sql)
@@ -191,6 +198,7 @@ impl Store {
             }
             tx.commit().await?;
         });
+        self.histories.invalidate(user_id);
         Ok(AppendOutcome {
             accepted: fresh.len(),
             duplicates: listens.len() - fresh.len(),

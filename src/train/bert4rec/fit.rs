@@ -1,6 +1,6 @@
-//! The masked-item training loop: seeded batches of the most recent `max_len` train items
-//! per user, cross-entropy over all tracks at the masked positions, Adam, a plateau
-//! schedule and early stopping on the validation loss, and the best epoch checkpointed.
+//! Training BERT4Rec: seeded masked-item batches of the most recent `max_len` train items
+//! per user, cross-entropy over all tracks at the masked positions, as one [`Trainable`]
+//! for the shared epoch loop (Adam, plateau schedule, early stopping, checkpoints, resume).
 //!
 //! Validation loss (our choice, close to the authors' next-item evaluation): each
 //! validation user's last `max_len - 1` train items plus [MASK], and the mean over their
@@ -8,85 +8,58 @@
 //! sampled masks, no dropout) and it is exactly the serving path; HitRate@50 of the same
 //! forward pass is recorded alongside.
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::collections::HashMap;
 
-use candle_core::D;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use indicatif::{ProgressBar, ProgressStyle};
+use candle_core::{D, Device, Tensor, Var};
+use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, Checkpoint, CheckpointPaths};
-use super::masking::{Specials, prediction_batch, training_batch};
-use super::rank::{top_k, universe};
-use super::{Bert4RecError, Encoder, Mode};
-use crate::train::schedule::{EarlyStopping, Plateau, Verdict};
+use crate::dataset::Split;
+use crate::embeddings::Embeddings;
+use crate::model::bert4rec::batch::{Specials, prediction_batch, training_batch};
+use crate::model::bert4rec::rank::{top_k, universe};
+use crate::model::bert4rec::{
+    Bert4RecCheckpoint, Bert4RecConfig, Bert4RecError, Encoder, FitConfig, Mode,
+};
+use crate::model::checkpoint::{Checkpoint, CheckpointPaths, DataFingerprint, FORMAT};
+use crate::train::adam::Adam;
+use crate::train::fit::{self, FitObserver, Schedule, Trainable, Validation};
 
-/// Training parameters. Defaults are the paper's and the authors' code's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitConfig {
-    pub max_epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub mask_prob: f64,
-    pub plateau_factor: f64,
-    pub plateau_patience: usize,
-    pub min_lr: f64,
-    pub early_stopping_patience: usize,
-    pub seed: u64,
-    /// Stop each epoch after this many batches (benchmarks); `None` = all.
-    pub max_batches: Option<usize>,
-}
-
-impl Default for FitConfig {
-    fn default() -> Self {
-        Self {
-            max_epochs: 200,
-            batch_size: 128,
-            lr: 1e-3,
-            mask_prob: 0.2,
-            plateau_factor: 0.1,
-            plateau_patience: 5,
-            min_lr: 1e-6,
-            early_stopping_patience: 16,
-            seed: 42,
-            max_batches: None,
-        }
-    }
-}
-
-/// One epoch of the validation curve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub validation_loss: f64,
-    pub validation_hit_rate_50: f64,
-    pub seconds: f64,
-}
-
-/// What the loop sees of the data.
+/// What training reads.
+#[derive(Debug, Clone, Copy)]
 pub struct TrainData<'a> {
-    /// Train sequences (first-listen order), one per user with a history.
-    pub sequences: Vec<&'a [u32]>,
-    /// Validation users: (train history, held-out tracks).
-    pub validation: Vec<(&'a [u32], &'a [u32])>,
-    /// The recommendable tracks (the split's train items).
-    pub items: &'a [u32],
+    /// The backend: the item table of the content variant, and the fingerprint's source.
+    pub embeddings: &'a Embeddings,
+    pub split: &'a Split,
 }
 
-impl<'a> TrainData<'a> {
-    pub fn from_split(split: &'a crate::dataset::Split) -> Self {
+/// The sequences the loop reads, borrowed from a split.
+struct Sequences<'a> {
+    /// Train sequences (first-listen order), one per user with a history.
+    train: Vec<&'a [u32]>,
+    /// Validation users: (train history, held-out tracks).
+    validation: Vec<(&'a [u32], &'a [u32])>,
+    /// The recommendable tracks (the split's train items).
+    items: &'a [u32],
+}
+
+/// The train sequences of a split, one per user with a history.
+pub fn train_sequences(split: &Split) -> Vec<&[u32]> {
+    split
+        .train
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(Vec::as_slice)
+        .collect()
+}
+
+impl<'a> Sequences<'a> {
+    fn new(split: &'a Split) -> Self {
         Self {
-            sequences: split
-                .train
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(Vec::as_slice)
-                .collect(),
+            train: train_sequences(split),
             validation: split
                 .validation
                 .iter()
@@ -97,91 +70,188 @@ impl<'a> TrainData<'a> {
     }
 }
 
-pub struct FitReport {
-    pub checkpoint: Checkpoint,
-    pub stopped_early: bool,
+/// The end of a run: the checkpoint as written and the encoder in its latest state.
+pub struct FitOutcome {
+    pub checkpoint: Bert4RecCheckpoint,
+    pub encoder: Encoder,
+    pub varmap: VarMap,
 }
 
-/// Trains `encoder` (whose variables are in `varmap`), saving the best epoch to `paths`.
-/// `checkpoint` carries the metadata to save; its curve is filled in here.
+/// The schedule of a BERT4Rec run.
+pub fn schedule(f: &FitConfig) -> Schedule {
+    Schedule {
+        max_epochs: f.max_epochs,
+        lr: f.lr,
+        plateau_factor: f.plateau_factor,
+        plateau_patience: f.plateau_patience,
+        min_lr: f.min_lr,
+        early_stopping_patience: f.early_stopping_patience,
+        seed: f.seed,
+    }
+}
+
+struct Bert4RecTrainer<'a> {
+    encoder: Encoder,
+    varmap: VarMap,
+    config: &'a FitConfig,
+    data: Sequences<'a>,
+    /// The last epoch's train loss: the validation loss when there are no validation
+    /// users (a tiny dataset), so early stopping still has a signal.
+    last_train_loss: Cell<f64>,
+}
+
+impl Trainable for Bert4RecTrainer<'_> {
+    type Config = Bert4RecConfig;
+    type Error = Bert4RecError;
+
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut vars: Vec<(String, Var)> = self
+            .varmap
+            .data()
+            .lock()
+            .expect("the var map lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    fn tensors(&self) -> HashMap<String, Tensor> {
+        self.named_vars()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect()
+    }
+
+    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), Bert4RecError> {
+        for (name, var) in self.named_vars() {
+            let t = tensors.get(&name).ok_or_else(|| {
+                Bert4RecError::Config(format!("the latest weights lack `{name}`"))
+            })?;
+            var.set(&t.to_device(var.device())?)?;
+        }
+        Ok(())
+    }
+
+    fn batches(&self) -> usize {
+        let n = self
+            .data
+            .train
+            .len()
+            .div_ceil(self.config.batch_size.max(1));
+        n.min(self.config.max_batches.unwrap_or(usize::MAX))
+    }
+
+    fn train_epoch(
+        &mut self,
+        opt: &mut Adam,
+        rng: &mut StdRng,
+        observer: &dyn FitObserver,
+    ) -> Result<f64, Bert4RecError> {
+        let loss = run_epoch(
+            &self.encoder,
+            opt,
+            &self.data.train,
+            self.config,
+            rng,
+            observer,
+        )?;
+        self.last_train_loss.set(loss);
+        Ok(loss)
+    }
+
+    fn validate(&self) -> Result<Validation, Bert4RecError> {
+        if self.data.validation.is_empty() {
+            return Ok(Validation {
+                loss: self.last_train_loss.get(),
+                hit_rate_50: None,
+            });
+        }
+        let (loss, hit_rate) = validate(
+            &self.encoder,
+            &self.data.validation,
+            self.data.items,
+            50,
+            self.config.batch_size,
+        )?;
+        Ok(Validation {
+            loss,
+            hit_rate_50: Some(hit_rate),
+        })
+    }
+
+    fn untrained_is_a_candidate(&self) -> bool {
+        false
+    }
+}
+
+/// The checkpoint of a run not yet trained.
+pub fn fresh_checkpoint(
+    config: &Bert4RecConfig,
+    data: TrainData,
+    device: &Device,
+) -> Bert4RecCheckpoint {
+    let e = data.embeddings;
+    Checkpoint {
+        format: FORMAT,
+        kind: "bert4rec".into(),
+        net: config.clone(),
+        data: DataFingerprint::new(&e.backend, e.dim, e.len(), data.split),
+        device: format!("{device:?}"),
+        initial_validation_loss: None,
+        best_epoch: None,
+        best_validation_loss: None,
+        curve: Vec::new(),
+        state: fit::initial_state(&schedule(&config.fit)),
+    }
+}
+
+/// Trains a BERT4Rec of `config` on `data`, writing checkpoints to `paths`. With
+/// `resume`, it continues the run recorded there (same parameters and data, except
+/// `max_epochs`), optimiser state included.
 pub fn fit(
-    encoder: &Encoder,
-    varmap: &VarMap,
-    data: &TrainData,
-    config: &FitConfig,
-    mut checkpoint: Checkpoint,
+    config: &Bert4RecConfig,
+    data: TrainData,
     paths: &CheckpointPaths,
-) -> Result<FitReport, Bert4RecError> {
-    if data.sequences.is_empty() {
+    resume: bool,
+    device: &Device,
+    observer: &dyn FitObserver,
+) -> Result<FitOutcome, Bert4RecError> {
+    config.model.validate()?;
+    let sequences = Sequences::new(data.split);
+    if sequences.train.is_empty() {
         return Err(Bert4RecError::NoTrainingData);
     }
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut opt = adam(varmap, config.lr)?;
-    let mut plateau = Plateau::new(
-        config.plateau_factor,
-        config.plateau_patience,
-        config.min_lr,
-    );
-    let mut stopping = EarlyStopping::new(config.early_stopping_patience);
-    let mut stopped_early = false;
-    checkpoint.curve.clear();
-    for epoch in 1..=config.max_epochs {
-        let start = Instant::now();
-        let lr = opt.learning_rate();
-        let bar = progress_bar(data.sequences.len(), config, epoch);
-        let train_loss = run_epoch(encoder, &mut opt, &data.sequences, config, &mut rng, &bar)?;
-        bar.finish_and_clear();
-        let (val_loss, hit_rate) = if data.validation.is_empty() {
-            (train_loss, f64::NAN)
-        } else {
-            validate(encoder, &data.validation, data.items, 50, config.batch_size)?
-        };
-        let record = EpochRecord {
-            epoch,
-            lr,
-            train_loss,
-            validation_loss: val_loss,
-            validation_hit_rate_50: hit_rate,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        tracing::info!(
-            epoch,
-            lr,
-            train_loss = format!("{train_loss:.4}"),
-            validation_loss = format!("{val_loss:.4}"),
-            hit_rate_50 = format!("{hit_rate:.4}"),
-            seconds = format!("{:.1}", record.seconds),
-            "bert4rec epoch"
-        );
-        checkpoint.curve.push(record);
-        let verdict = stopping.step(val_loss);
-        if verdict == Verdict::Improved {
-            checkpoint.best_epoch = Some(epoch);
-            checkpoint::save_weights(varmap, paths)?;
-        }
-        checkpoint.save(paths)?;
-        if verdict == Verdict::Stop {
-            stopped_early = true;
-            break;
-        }
-        opt.set_learning_rate(plateau.step(val_loss, lr));
-    }
-    Ok(FitReport {
+    let varmap = VarMap::new();
+    let encoder = Encoder::new(
+        &config.model,
+        Some(data.embeddings.raw()),
+        &varmap,
+        &mut StdRng::seed_from_u64(config.fit.seed),
+        device,
+    )?;
+    let fresh = fresh_checkpoint(config, data, device);
+    let mut trainer = Bert4RecTrainer {
+        encoder,
+        varmap,
+        config: &config.fit,
+        data: sequences,
+        last_train_loss: Cell::new(f64::NAN),
+    };
+    let checkpoint = fit::fit(
+        &mut trainer,
+        fresh,
+        &schedule(&config.fit),
+        paths,
+        resume,
+        observer,
+    )?;
+    Ok(FitOutcome {
         checkpoint,
-        stopped_early,
+        encoder: trainer.encoder,
+        varmap: trainer.varmap,
     })
-}
-
-/// Adam: candle's AdamW without weight decay.
-pub fn adam(varmap: &VarMap, lr: f64) -> Result<AdamW, Bert4RecError> {
-    Ok(AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?)
 }
 
 /// One pass over the sequences in seeded batches; returns the mean batch loss. Batches
@@ -189,11 +259,11 @@ pub fn adam(varmap: &VarMap, lr: f64) -> Result<AdamW, Bert4RecError> {
 /// rows of a batch have similar lengths (less padding), then visited in shuffled order.
 pub fn run_epoch(
     encoder: &Encoder,
-    opt: &mut AdamW,
+    opt: &mut Adam,
     sequences: &[&[u32]],
     config: &FitConfig,
     rng: &mut StdRng,
-    bar: &ProgressBar,
+    observer: &dyn FitObserver,
 ) -> Result<f64, Bert4RecError> {
     let max_len = encoder.config().max_len;
     let specials = Specials {
@@ -210,9 +280,10 @@ pub fn run_epoch(
             encoder.forward(&batch.tokens, batch.rows, batch.len, &mut Mode::Train(rng))?;
         let loss = encoder.masked_loss(&hidden, &batch.masked, &batch.targets)?;
         opt.backward_step(&loss)?;
-        sum += loss.to_scalar::<f32>()? as f64;
+        let value = loss.to_scalar::<f32>()? as f64;
+        sum += value;
         count += 1;
-        bar.inc(rows.len() as u64);
+        observer.batch_done(value);
     }
     Ok(sum / count.max(1) as f64)
 }
@@ -271,15 +342,4 @@ pub fn validate(
     }
     let n = users.max(1) as f64;
     Ok((loss / n, hits / n))
-}
-
-fn progress_bar(users: usize, config: &FitConfig, epoch: usize) -> ProgressBar {
-    let bar = ProgressBar::new(users as u64);
-    bar.set_style(
-        ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} users {elapsed}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("{epoch}/{}", config.max_epochs));
-    bar
 }

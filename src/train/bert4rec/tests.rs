@@ -5,11 +5,18 @@ use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::checkpoint::{self, DataFingerprint, save_weights};
-use super::fit::{FitConfig, TrainData, fit};
-use super::masking::{Specials, training_batch};
-use super::{Checkpoint, CheckpointPaths, Encoder, ItemInit, Mode, ModelConfig};
-use crate::dataset::SplitConfig;
+use super::fit::{TrainData, fit};
+use crate::dataset::split::HeldOut;
+use crate::dataset::{Split, SplitConfig, SplitCounts};
+use crate::embeddings::Embeddings;
+use crate::model::bert4rec::batch::{Specials, training_batch};
+use crate::model::bert4rec::checkpoint::{self, default_name};
+use crate::model::bert4rec::{Bert4RecConfig, Encoder, FitConfig, ItemInit, Mode, ModelConfig};
+use crate::model::checkpoint::{
+    self as ckpt, Checkpoint, CheckpointPaths, DataFingerprint, FORMAT,
+};
+use crate::model::device::test_device;
+use crate::train::fit::{Quiet, initial_state, timeless};
 
 const N: usize = 24;
 const H: usize = 8;
@@ -37,7 +44,7 @@ fn encoder(item_init: ItemInit, seed: u64) -> (Encoder, VarMap) {
         Some(&raw),
         &varmap,
         &mut StdRng::seed_from_u64(seed),
-        &crate::train::test_device(),
+        &test_device(),
     )
     .unwrap();
     (e, varmap)
@@ -82,7 +89,7 @@ fn padding_does_not_change_outputs() {
 fn loss_is_cross_entropy_at_masked_positions_only() {
     // Items (hidden 2): [1,0], [0,1], [1,1]. Hidden states of one row of three positions;
     // position 0 is not masked and would dominate the loss if it were counted.
-    let dev = crate::train::test_device();
+    let dev = test_device();
     let cfg = ModelConfig {
         intermediate: 4,
         max_len: 4,
@@ -152,20 +159,29 @@ fn every_trainable_variable_gets_a_gradient() {
     }
 }
 
-fn checkpoint_meta(e: &Encoder, fit: FitConfig) -> Checkpoint {
+fn checkpoint_meta(e: &Encoder, fit: FitConfig) -> Checkpoint<Bert4RecConfig> {
+    let schedule = crate::train::bert4rec::fit::schedule(&fit);
     Checkpoint {
-        backend: "toy".into(),
-        model: e.config().clone(),
-        fit,
+        format: FORMAT,
+        kind: "bert4rec".into(),
+        net: Bert4RecConfig {
+            model: e.config().clone(),
+            fit,
+        },
         data: DataFingerprint {
+            backend: "toy".into(),
+            dim: H,
             tracks: N,
-            users: 0,
             train_pairs: 0,
             split: SplitConfig::default(),
-            train_hash: String::new(),
+            train_hash: None,
         },
-        curve: Vec::new(),
+        device: "cpu".into(),
+        initial_validation_loss: None,
         best_epoch: None,
+        best_validation_loss: None,
+        curve: Vec::new(),
+        state: initial_state(&schedule),
     }
 }
 
@@ -175,14 +191,11 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let raw = content();
     for init in [ItemInit::Content, ItemInit::Random] {
         let (e, varmap) = encoder(init, 5);
-        let paths = CheckpointPaths::new(dir.path(), &CheckpointPaths::default_name(init, "toy"));
-        save_weights(&varmap, &paths).unwrap();
-        checkpoint_meta(&e, FitConfig::default())
-            .save(&paths)
-            .unwrap();
-        let (back, meta) =
-            checkpoint::load(&paths, Some(&raw), &crate::train::test_device()).unwrap();
-        assert_eq!(&meta.model, e.config());
+        let paths = CheckpointPaths::new(dir.path(), &default_name(init, "toy"));
+        varmap.save(paths.weights()).unwrap();
+        ckpt::write(&paths, &checkpoint_meta(&e, FitConfig::default())).unwrap();
+        let (back, _, meta) = checkpoint::load(&paths, Some(&raw), &test_device()).unwrap();
+        assert_eq!(&meta.net.model, e.config());
         let tokens = [
             e.pad_token(),
             7,
@@ -209,72 +222,112 @@ fn checkpoint_round_trip_gives_identical_logits() {
     }
 }
 
+/// Users walk runs of neighbouring tracks; validation asks for the next one.
+fn walks() -> (Embeddings, Split) {
+    let train: Vec<Vec<u32>> = (0..40)
+        .map(|u| (0..8).map(|i| (u + i) % 20).collect())
+        .collect();
+    let validation = (0..40)
+        .map(|u| HeldOut {
+            user: u,
+            tracks: vec![(u + 8) % 20],
+        })
+        .collect();
+    let embeddings = Embeddings::new("toy", content(), H, std::path::Path::new("toy.npy")).unwrap();
+    let split = Split {
+        config: SplitConfig::default(),
+        train,
+        train_items: (0..N as u32).collect(),
+        validation,
+        test: Vec::new(),
+        counts: SplitCounts::default(),
+    };
+    (embeddings, split)
+}
+
+fn toy_config(max_epochs: usize) -> Bert4RecConfig {
+    Bert4RecConfig {
+        model: config(ItemInit::Content),
+        fit: FitConfig {
+            max_epochs,
+            batch_size: 8,
+            seed: 7,
+            ..FitConfig::default()
+        },
+    }
+}
+
 #[test]
 fn training_leaves_a_frozen_table_byte_identical_and_learns() {
     let dir = tempfile::tempdir().unwrap();
-    let (e, varmap) = encoder(ItemInit::Content, 7);
-    let special_before = varmap.data().lock().unwrap()["special"]
-        .as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    // Users walk runs of neighbouring tracks; validation asks for the next one.
-    let seqs: Vec<Vec<u32>> = (0..40)
-        .map(|u| (0..8).map(|i| (u + i) % 20).collect())
-        .collect();
-    let held: Vec<Vec<u32>> = (0..40).map(|u| vec![(u + 8) % 20]).collect();
-    let items: Vec<u32> = (0..N as u32).collect();
+    let (embeddings, split) = walks();
     let data = TrainData {
-        sequences: seqs.iter().map(Vec::as_slice).collect(),
-        validation: seqs
-            .iter()
-            .zip(&held)
-            .map(|(s, h)| (s.as_slice(), h.as_slice()))
-            .collect(),
-        items: &items,
-    };
-    let fc = FitConfig {
-        max_epochs: 3,
-        batch_size: 8,
-        ..FitConfig::default()
+        embeddings: &embeddings,
+        split: &split,
     };
     let paths = CheckpointPaths::new(dir.path(), "bert4rec-toy");
-    let report = fit(
-        &e,
-        &varmap,
-        &data,
-        &fc,
-        checkpoint_meta(&e, fc.clone()),
-        &paths,
-    )
-    .unwrap();
-    let curve = &report.checkpoint.curve;
+    let special = |varmap: &VarMap| {
+        varmap.data().lock().unwrap()["special"]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let special_before = special(&encoder(ItemInit::Content, 7).1);
+    let out = fit(&toy_config(3), data, &paths, false, &test_device(), &Quiet).unwrap();
+    let curve = &out.checkpoint.curve;
     assert_eq!(curve.len(), 3);
     assert!(curve[2].train_loss < curve[0].train_loss, "{curve:?}");
-    let after: Vec<u32> = e
+    let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let after = out
+        .encoder
         .items()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|x| x.to_bits())
-        .collect();
-    let before: Vec<u32> = content().iter().map(|x| x.to_bits()).collect();
-    assert_eq!(after, before, "the frozen item table changed");
-    let special_after = varmap.data().lock().unwrap()["special"]
-        .as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
         .unwrap();
+    assert_eq!(
+        bits(after),
+        bits(content()),
+        "the frozen item table changed"
+    );
     assert_ne!(
-        special_after, special_before,
+        special(&out.varmap),
+        special_before,
         "[MASK]/[PAD] rows were not trained"
     );
-    assert!(paths.weights.is_file() && paths.config.is_file());
-    assert_eq!(Checkpoint::read(&paths).unwrap().curve, *curve);
+    assert!(paths.weights().is_file() && paths.config().is_file());
+    let read: Checkpoint<Bert4RecConfig> = ckpt::read(&paths).unwrap();
+    assert_eq!(read.curve, *curve);
+}
+
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let (embeddings, split) = walks();
+    let data = TrainData {
+        embeddings: &embeddings,
+        split: &split,
+    };
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole_paths = CheckpointPaths::new(whole_dir.path(), "b");
+    let whole = fit(
+        &toy_config(4),
+        data,
+        &whole_paths,
+        false,
+        &test_device(),
+        &Quiet,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = CheckpointPaths::new(dir.path(), "b");
+    fit(&toy_config(2), data, &paths, false, &test_device(), &Quiet).unwrap();
+    let resumed = fit(&toy_config(4), data, &paths, true, &test_device(), &Quiet).unwrap();
+    assert_eq!(
+        timeless(&resumed.checkpoint.curve),
+        timeless(&whole.checkpoint.curve)
+    );
 }
 
 #[test]
@@ -310,7 +363,7 @@ fn inference_matches_training_without_dropout() {
         Some(&raw),
         &varmap,
         &mut StdRng::seed_from_u64(6),
-        &crate::train::test_device(),
+        &test_device(),
     )
     .unwrap();
     let tokens = [

@@ -9,8 +9,8 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::model::ShallowNet;
-use super::pairdot::PairDot;
+use crate::model::shallow::ShallowNet;
+use crate::model::shallow::pairdot::PairDot;
 
 /// `mean(max(0, margin - s_pos + s_neg))` over every (pair, negative); `s_pos: [B]`,
 /// `s_neg: [B, n]`.
@@ -128,8 +128,8 @@ pub fn batch_loss(
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Table, matrix};
     use super::*;
+    use crate::model::shallow::net::{Table, matrix};
 
     #[test]
     fn hinge_matches_hand_computed_values() {

@@ -1,133 +1,16 @@
-//! The Shallow Net of Tamm & Aljanaki (RecSys '24): collaborative signal learned on top
-//! of frozen audio content.
+//! Training the Shallow Net of Tamm & Aljanaki (RecSys '24).
 //!
-//! - [`model`]: tables, the shared `Linear + ReLU` tower, cosine scores;
 //! - [`loss`]: the hinge loss and the batched forward pass;
 //! - [`sampling`]: positive pairs and negative users;
-//! - [`checkpoint`]: safetensors weights plus a JSON config (parameters, data
-//!   fingerprint, validation curve, resume state);
-//! - [`fit`]: the training loop.
+//! - [`fit`]: the net as a [`crate::train::fit::Trainable`] for the shared epoch loop.
 //!
-//! Serving lives in [`crate::recommend::shallow`].
+//! The net and its checkpoints are in [`crate::model::shallow`].
 
-pub mod checkpoint;
 pub mod fit;
 pub mod loss;
-pub mod model;
-pub mod pairdot;
 pub mod sampling;
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
-pub use checkpoint::{Checkpoint, CheckpointPaths, EpochRecord, Fingerprint};
-pub use fit::{FitObserver, FitOutcome, fit};
-pub use model::ShallowNet;
-
-/// How the tables start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// The paper's model: items = the backend matrix, users = mean of their train tracks.
-    Content,
-    /// The paper's `random` baseline: both tables from N(0, 1), both learned.
-    Random,
-}
-
-/// Every parameter of a Shallow Net run. Defaults are the paper's (and, where it is
-/// silent, the authors' published code).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShallowParams {
-    pub backend: String,
-    pub init: Init,
-    /// Output size of the tower; `None` = the input size.
-    pub d_out: Option<usize>,
-    /// Keep the item table fixed (the paper's text: yes). Ignored by `Init::Random`,
-    /// which learns both tables.
-    pub freeze_items: bool,
-    /// Keep the user table fixed (the paper's text: no).
-    pub freeze_users: bool,
-    pub margin: f64,
-    /// Negative users per positive pair.
-    pub negatives: usize,
-    pub lr: f64,
-    /// Positive pairs per batch.
-    pub batch_size: usize,
-    pub max_epochs: usize,
-    pub plateau_factor: f64,
-    pub plateau_patience: usize,
-    pub min_lr: f64,
-    pub early_stopping_patience: usize,
-    pub seed: u64,
-}
-
-impl ShallowParams {
-    pub fn new(backend: &str) -> Self {
-        Self {
-            backend: backend.into(),
-            init: Init::Content,
-            d_out: None,
-            freeze_items: true,
-            freeze_users: false,
-            margin: 0.2,
-            negatives: 20,
-            lr: 1e-3,
-            batch_size: 10_000,
-            max_epochs: 100,
-            plateau_factor: 0.1,
-            plateau_patience: 5,
-            min_lr: 0.0,
-            early_stopping_patience: 16,
-            seed: 0,
-        }
-    }
-
-    /// Whether the item table is learned: always for `Random`, else unless frozen.
-    pub fn items_trainable(&self) -> bool {
-        self.init == Init::Random || !self.freeze_items
-    }
-
-    pub fn users_trainable(&self) -> bool {
-        self.init == Init::Random || !self.freeze_users
-    }
-
-    /// The default checkpoint name: `shallow-<backend>` (`shallow-random-<backend>`).
-    pub fn default_name(&self) -> String {
-        match self.init {
-            Init::Content => format!("shallow-{}", self.backend),
-            Init::Random => format!("shallow-random-{}", self.backend),
-        }
-    }
-}
-
-/// What can go wrong training, saving, loading or serving a Shallow Net.
-#[derive(Debug, thiserror::Error)]
-pub enum ShallowError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: invalid checkpoint config: {source}")]
-    Config {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("tensor computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
-    #[error("checkpoint {path} does not fit: {detail}")]
-    Mismatch { path: PathBuf, detail: String },
-    #[error("cannot train: {0}")]
-    Data(String),
-}
-
-impl ShallowError {
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| ShallowError::Io { path, source }
-    }
-}
+pub use fit::{FitOutcome, TrainData, fit};
 
 #[cfg(test)]
 pub(crate) mod tests;

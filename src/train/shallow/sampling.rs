@@ -1,8 +1,11 @@
 //! Positive pairs and negative users.
 //!
-//! The paper scores, for each positive (user, track) pair, 20 random *users* against the
-//! track. We draw them uniformly over the other train users — never the positive user
-//! (the authors' code allows it; a "negative" equal to the positive only adds noise).
+//! The paper scores, for each positive (user, track) pair, 20 random *users* "who did not
+//! interact with this item" against the track ([`NegativeSampling::NonInteracting`], the
+//! default). The authors' published code draws uniformly over all users, the positive
+//! one included ([`NegativeSampling::Uniform`]), kept behind a flag so either can run. A
+//! track every train user played has no non-interacting user: its negatives fall back to
+//! the uniform draw, and how many tracks do is logged.
 
 use rand::Rng;
 
@@ -36,26 +39,86 @@ impl Pairs {
     }
 }
 
-/// `per_pair` negative users for each positive user, flattened row-major
-/// (`[positives.len() * per_pair]`), uniform over `0..n_users` minus the positive.
-///
-/// Panics if `n_users < 2` (there is no other user to draw); callers check this first.
-pub fn negative_users(
-    positives: &[u32],
+pub use crate::model::shallow::NegativeSampling;
+
+/// Draws negative users for positive pairs.
+pub struct NegativeSampler {
+    mode: NegativeSampling,
     n_users: u32,
-    per_pair: usize,
-    rng: &mut impl Rng,
-) -> Vec<u32> {
-    assert!(n_users >= 2, "negative sampling needs at least two users");
-    let mut out = Vec::with_capacity(positives.len() * per_pair);
-    for &pos in positives {
-        for _ in 0..per_pair {
-            // Uniform over the n-1 others: draw from 0..n-1 and skip over the positive.
-            let draw = rng.random_range(0..n_users - 1);
-            out.push(if draw >= pos { draw + 1 } else { draw });
+    /// For each track, the sorted user rows that played it in train (CSR).
+    offsets: Vec<usize>,
+    players: Vec<u32>,
+}
+
+impl NegativeSampler {
+    /// A sampler over `n_users` user rows that knows who played what in `train`.
+    pub fn new(train: &Pairs, n_users: u32, n_tracks: usize, mode: NegativeSampling) -> Self {
+        let mut offsets = vec![0usize; n_tracks + 1];
+        for &t in &train.items {
+            offsets[t as usize + 1] += 1;
         }
+        for i in 0..n_tracks {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut players = vec![0u32; train.len()];
+        for (&u, &t) in train.users.iter().zip(&train.items) {
+            players[fill[t as usize]] = u;
+            fill[t as usize] += 1;
+        }
+        for t in 0..n_tracks {
+            let s = &mut players[offsets[t]..offsets[t + 1]];
+            s.sort_unstable();
+        }
+        let sampler = Self {
+            mode,
+            n_users,
+            offsets,
+            players,
+        };
+        if mode == NegativeSampling::NonInteracting {
+            let everyone = (0..n_tracks)
+                .filter(|&t| sampler.played(t as u32).len() >= n_users as usize)
+                .count();
+            if everyone > 0 {
+                tracing::info!(
+                    tracks = everyone,
+                    "tracks played by every train user: their negative users are drawn uniformly"
+                );
+            }
+        }
+        sampler
     }
-    out
+
+    fn played(&self, track: u32) -> &[u32] {
+        let t = track as usize;
+        self.players
+            .get(self.offsets[t]..self.offsets[t + 1])
+            .unwrap_or(&[])
+    }
+
+    /// `per_pair` negative users for each pair of `pairs`, flattened row-major
+    /// (`[pairs.len() * per_pair]`).
+    pub fn draw(&self, pairs: &Pairs, per_pair: usize, rng: &mut impl Rng) -> Vec<u32> {
+        let mut out = Vec::with_capacity(pairs.len() * per_pair);
+        for (&pos, &track) in pairs.users.iter().zip(&pairs.items) {
+            // Train pairs are aggregated, so each player appears once per track.
+            let played = self.played(track);
+            let pos_played = played.binary_search(&pos).is_ok();
+            let outsiders =
+                (self.n_users as usize).saturating_sub(played.len() + usize::from(!pos_played));
+            let reject = self.mode == NegativeSampling::NonInteracting && outsiders > 0;
+            for _ in 0..per_pair {
+                out.push(loop {
+                    let u = rng.random_range(0..self.n_users);
+                    if !reject || (u != pos && played.binary_search(&u).is_err()) {
+                        break u;
+                    }
+                });
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -64,47 +127,86 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
+    /// 6 users; track 0 played by users 0-2, track 1 by everyone, track 2 by nobody.
+    fn train() -> Pairs {
+        let mut p = Pairs::default();
+        for u in 0..3 {
+            p.push(u, 0);
+        }
+        for u in 0..6 {
+            p.push(u, 1);
+        }
+        p
+    }
+
     #[test]
-    fn negatives_are_uniform_over_the_other_users_and_never_the_positive() {
-        let n_users = 5u32;
-        let positives: Vec<u32> = (0..n_users).cycle().take(10_000).collect();
-        let per_pair = 20;
-        let negs = negative_users(&positives, n_users, per_pair, &mut StdRng::seed_from_u64(7));
-        assert_eq!(negs.len(), positives.len() * per_pair);
-        // For each positive user, count how often each other user was drawn.
-        let mut counts = vec![vec![0u32; n_users as usize]; n_users as usize];
-        for (i, &pos) in positives.iter().enumerate() {
-            for &neg in &negs[i * per_pair..(i + 1) * per_pair] {
-                assert_ne!(neg, pos, "drew the positive user");
-                assert!(neg < n_users);
-                counts[pos as usize][neg as usize] += 1;
+    fn negatives_never_include_a_user_who_played_the_track_nor_the_positive() {
+        let s = NegativeSampler::new(&train(), 6, 3, NegativeSampling::NonInteracting);
+        let mut pairs = Pairs::default();
+        for _ in 0..2_000 {
+            pairs.push(1, 0); // a player of track 0
+            pairs.push(4, 2); // nobody played track 2
+        }
+        let negs = s.draw(&pairs, 20, &mut StdRng::seed_from_u64(7));
+        assert_eq!(negs.len(), pairs.len() * 20);
+        let mut counts = [[0u32; 6]; 2];
+        for (i, chunk) in negs.chunks(20).enumerate() {
+            for &u in chunk {
+                counts[i % 2][u as usize] += 1;
             }
         }
-        // Each positive user has 2,000 pairs x 20 draws = 40,000 draws over 4 others:
-        // expected 10,000 each, binomial sd ~87; allow 5 sd.
-        for (pos, row) in counts.iter().enumerate() {
-            for (neg, &c) in row.iter().enumerate() {
-                if pos == neg {
-                    assert_eq!(c, 0);
-                } else {
-                    assert!((c as i64 - 10_000).abs() < 435, "user {pos} -> {neg}: {c}");
-                }
-            }
+        // Track 0: only users 3, 4, 5, uniformly (40,000 draws: 13,333 each, sd ~94).
+        assert_eq!(
+            &counts[0][..3],
+            &[0, 0, 0],
+            "drew a user who played the track"
+        );
+        for &c in &counts[0][3..] {
+            assert!((c as i64 - 13_333).abs() < 500, "{:?}", counts[0]);
+        }
+        // Track 2: everyone but the positive (user 4), uniformly: 8,000 each, sd ~80.
+        assert_eq!(counts[1][4], 0, "drew the positive user");
+        for (u, &c) in counts[1].iter().enumerate().filter(|(u, _)| *u != 4) {
+            assert!((c as i64 - 8_000).abs() < 400, "user {u}: {:?}", counts[1]);
+        }
+    }
+
+    #[test]
+    fn a_track_everyone_played_falls_back_to_the_authors_uniform_draw() {
+        let s = NegativeSampler::new(&train(), 6, 3, NegativeSampling::NonInteracting);
+        let mut pairs = Pairs::default();
+        (0..600).for_each(|_| pairs.push(2, 1));
+        let negs = s.draw(&pairs, 10, &mut StdRng::seed_from_u64(1));
+        let mut seen = [false; 6];
+        negs.iter().for_each(|&u| seen[u as usize] = true);
+        assert_eq!(
+            seen, [true; 6],
+            "uniform over all users, the positive included"
+        );
+    }
+
+    #[test]
+    fn the_uniform_mode_draws_over_all_users_the_positive_included() {
+        let s = NegativeSampler::new(&train(), 6, 3, NegativeSampling::Uniform);
+        let mut pairs = Pairs::default();
+        (0..600).for_each(|_| pairs.push(0, 0));
+        let negs = s.draw(&pairs, 10, &mut StdRng::seed_from_u64(3));
+        let mut counts = [0u32; 6];
+        negs.iter().for_each(|&u| counts[u as usize] += 1);
+        for &c in &counts {
+            assert!((c as i64 - 1_000).abs() < 150, "{counts:?}");
         }
     }
 
     #[test]
     fn the_same_seed_draws_the_same_negatives() {
-        let pos = [0, 3, 1];
-        let a = negative_users(&pos, 4, 3, &mut StdRng::seed_from_u64(1));
-        let b = negative_users(&pos, 4, 3, &mut StdRng::seed_from_u64(1));
+        let s = NegativeSampler::new(&train(), 6, 3, NegativeSampling::NonInteracting);
+        let mut pairs = Pairs::default();
+        pairs.push(0, 0);
+        pairs.push(5, 2);
+        let a = s.draw(&pairs, 5, &mut StdRng::seed_from_u64(1));
+        let b = s.draw(&pairs, 5, &mut StdRng::seed_from_u64(1));
         assert_eq!(a, b);
-        let two = negative_users(&[0, 1], 2, 4, &mut StdRng::seed_from_u64(1));
-        assert_eq!(
-            two,
-            vec![1, 1, 1, 1, 0, 0, 0, 0],
-            "two users: the other one"
-        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl PairDot {
 }
 
 fn rows<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usize)> {
-    let values = crate::train::cpu_f32(s, l, &format!("pair-dot {what}"))?;
+    let values = crate::model::device::cpu_f32(s, l, &format!("pair-dot {what}"))?;
     let dims = l.dims();
     if dims.len() != 2 {
         candle_core::bail!("pair-dot: {what} must be a matrix, got {dims:?}");

@@ -1,3 +1,6 @@
+//! Process-level settings, set once at the binary's edge before any work starts: logging,
+//! and for training, glibc's allocator tunables.
+//!
 //! Training churns through gigabytes of short-lived tensors per step (attention scores
 //! alone are 46 MB per layer at batch 64 × 300). glibc's allocator serves every block
 //! over its mmap threshold (at most 32 MiB) straight from the kernel and gives it back
@@ -31,4 +34,15 @@ pub fn keep_freed_memory() {
             .exec();
         eprintln!("warning: could not restart with GLIBC_TUNABLES ({err}); training runs slower");
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -99,11 +99,15 @@ impl ShallowNet {
         normalize_rows(&self.tower(x)?)
     }
 
-    /// Everything the optimizer updates: the tower, plus the tables that are not frozen.
-    pub fn trainable_vars(&self) -> Vec<Var> {
-        let mut vars = vec![self.weight.clone(), self.bias.clone()];
-        vars.extend(self.users.var().cloned());
-        vars.extend(self.items.var().cloned());
+    /// Everything the optimizer updates: the tower, plus the tables that are not frozen,
+    /// named as in [`ShallowNet::named_tensors`].
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut vars = vec![
+            ("tower.weight".to_string(), self.weight.clone()),
+            ("tower.bias".to_string(), self.bias.clone()),
+        ];
+        vars.extend(self.users.var().map(|v| ("users".to_string(), v.clone())));
+        vars.extend(self.items.var().map(|v| ("items".to_string(), v.clone())));
         vars
     }
 
@@ -166,11 +170,7 @@ mod tests {
         assert_eq!(e[0], vec![0.0, 0.0], "a dead row stays zero, not NaN");
         let n = (4.5f32 * 4.5 + 2.5 * 2.5).sqrt();
         assert!((e[1][0] - 4.5 / n).abs() < 1e-6 && (e[1][1] - 2.5 / n).abs() < 1e-6);
-        assert_eq!(
-            net.trainable_vars().len(),
-            3,
-            "tower weight, bias and users"
-        );
+        assert_eq!(net.named_vars().len(), 3, "tower weight, bias and users");
         assert!(!net.named_tensors().contains_key("items"));
     }
 }

@@ -24,7 +24,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
-use super::fused::{self, AttentionSoftmax, DropoutMask};
+use super::kernels::{self, AttentionSoftmax, DropoutMask};
 use super::{Bert4RecError, ModelConfig};
 
 /// BERT's initialisation scale, also the authors' for the [MASK]/[PAD] rows.
@@ -47,7 +47,7 @@ struct Norm {
 impl Norm {
     fn forward(&self, x: &Tensor, kernels: Kernels) -> candle_core::Result<Tensor> {
         match kernels {
-            Kernels::Fused => fused::LayerNorm { eps: LN_EPS }.apply(x, &self.gamma, &self.beta),
+            Kernels::Fused => kernels::LayerNorm { eps: LN_EPS }.apply(x, &self.gamma, &self.beta),
             Kernels::CandleInference => {
                 ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, LN_EPS)
             }
@@ -338,7 +338,7 @@ impl Encoder {
         let linear = |layer: &Linear, x: &Tensor| -> candle_core::Result<Tensor> {
             match (kernels, layer.bias()) {
                 (Kernels::Fused, Some(b)) => {
-                    fused::BiasAdd::apply(&x.matmul(&layer.weight().t()?)?, b)
+                    kernels::BiasAdd::apply(&x.matmul(&layer.weight().t()?)?, b)
                 }
                 _ => layer.forward(x),
             }
@@ -375,7 +375,7 @@ impl Encoder {
         let x = l.attn_norm.forward(&(x + attn)?, kernels)?;
         let up = linear(&l.up, &x)?;
         let up = match kernels {
-            Kernels::Fused => fused::Gelu::apply(&up)?,
+            Kernels::Fused => kernels::Gelu::apply(&up)?,
             _ => up.gelu_erf()?,
         };
         let ffn = self.dropout(&linear(&l.down, &up)?, mode)?;
@@ -396,7 +396,7 @@ impl Encoder {
     fn dropout(&self, x: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
         if self.device.is_cpu() {
             return match self.dropout_mask(mode) {
-                Some(mask) => fused::Dropout(mask).apply(x),
+                Some(mask) => kernels::Dropout(mask).apply(x),
                 None => Ok(x.clone()),
             };
         }
@@ -437,7 +437,7 @@ impl Encoder {
         let logits = self.logits(&picked)?;
         let targets = Tensor::from_slice(targets, targets.len(), dev)?;
         Ok(if dev.is_cpu() {
-            fused::CrossEntropy::apply(&logits, &targets)?
+            kernels::CrossEntropy::apply(&logits, &targets)?
         } else {
             candle_nn::loss::cross_entropy(&logits, &targets)?
         })

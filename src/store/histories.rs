@@ -9,13 +9,14 @@
 //! checked under the same lock), so a history read before a write can never be stored
 //! after it.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use super::StoreError;
 use crate::bounded::BoundedMap;
-use crate::store::{Store, StoreError};
 
 /// `None` with Postgres or a capacity of 0: every read goes to the database.
-pub struct Histories(Option<Mutex<Inner>>);
+pub(super) struct Histories(Option<Mutex<Inner>>);
 
 struct Inner {
     /// Bumped by every write: a read that started before it must not store its result.
@@ -24,10 +25,14 @@ struct Inner {
 }
 
 impl Histories {
-    /// Keeps up to `capacity` users when `store` is SQLite, none otherwise.
-    pub fn for_store(store: &Store, capacity: usize) -> Self {
-        let kept = matches!(store, Store::Sqlite(_)) && capacity > 0;
-        Self(kept.then(|| {
+    /// Keeps nothing: every read goes to the database.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Keeps up to `capacity` users.
+    pub fn new(capacity: usize) -> Self {
+        Self((capacity > 0).then(|| {
             Mutex::new(Inner {
                 generation: 0,
                 map: BoundedMap::new(capacity),
@@ -35,11 +40,14 @@ impl Histories {
         }))
     }
 
-    /// The user's tracks in first-listen order (empty for unknown users and users
-    /// without listens, which are not kept).
-    pub async fn get(&self, store: &Store, user: &str) -> Result<Arc<[u32]>, StoreError> {
+    /// The user's tracks in first-listen order, from memory or from `load` (empty for
+    /// unknown users and users without listens, which are not kept).
+    pub async fn get<F>(&self, user: &str, load: F) -> Result<Arc<[u32]>, StoreError>
+    where
+        F: Future<Output = Result<Vec<u32>, StoreError>>,
+    {
         let Some(inner) = &self.0 else {
-            return Ok(store.history(user).await?.into());
+            return Ok(load.await?.into());
         };
         let lock = || inner.lock().expect("history cache lock");
         let generation = {
@@ -49,7 +57,7 @@ impl Histories {
             }
             inner.generation
         };
-        let history: Arc<[u32]> = store.history(user).await?.into();
+        let history: Arc<[u32]> = load.await?.into();
         let mut inner = lock();
         if inner.generation == generation && !history.is_empty() {
             inner.map.insert(user, history.clone());
@@ -57,7 +65,7 @@ impl Histories {
         Ok(history)
     }
 
-    /// Forgets `user`'s history; call after a write to it has committed.
+    /// Forgets `user`'s history; the store calls it after a write to it has committed.
     pub fn invalidate(&self, user: &str) {
         if let Some(inner) = &self.0 {
             let mut inner = inner.lock().expect("history cache lock");

@@ -1,0 +1,11 @@
+//! The ground floor: readers every layer above shares — text lines with their numbers,
+//! string ids to dense indices, and the error type that names the file, line and column
+//! of what went wrong. Nothing here knows what a play, a track or an embedding is.
+
+pub mod error;
+pub mod lines;
+pub mod vocab;
+
+pub use error::ImportError;
+pub use lines::{LineReader, strip_eol};
+pub use vocab::Vocab;
