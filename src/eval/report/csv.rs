@@ -24,7 +24,6 @@ const COMPARISON_COLUMNS: [&str; 10] = [
 /// The report as CSV (RFC 4180, header line first).
 pub fn render_csv(report: &GridReport) -> String {
     let table = report.table3();
-    let comparisons = report.comparisons(&table);
     let mut out = String::from(
         "model,variant,backend,letter,best_on_validation,metric,k,test_users,mean,half_width,marks",
     );
@@ -53,11 +52,12 @@ pub fn render_csv(report: &GridReport) -> String {
                     row.marks.values()[metric]
                 );
                 for kind in [ComparisonKind::VsRandom, ComparisonKind::VsBest] {
-                    let found = comparisons.iter().find(|(m, me, c)| {
-                        *m == block.model && *me == metric && c.row == i && c.kind == kind
-                    });
+                    let found = block
+                        .comparisons
+                        .iter()
+                        .find(|c| c.metric == *name && c.row == i && c.kind == kind);
                     match found {
-                        Some((_, _, c)) => comparison(&mut out, c, &block.rows[c.against].label),
+                        Some(c) => comparison(&mut out, c, &block.rows[c.against].label),
                         None => out.push_str(&",".repeat(COMPARISON_COLUMNS.len())),
                     }
                 }

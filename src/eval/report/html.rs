@@ -3,9 +3,10 @@
 
 use std::fmt::Write;
 
+use super::charts::{curves_chart, hit_rate_chart};
 use super::format::{count, duration, half_width, is_block_max, mean, metric_title};
 use super::grid::{GridReport, ModelKind, Variant};
-use super::svg::{curves_chart, escape, hit_rate_chart};
+use super::svg::escape;
 use super::table3::{TABLE3_METRICS, Table3, footnote};
 
 const STYLE: &str = r#"

@@ -2,6 +2,7 @@
 //! The experiment report (a whole grid: Tables 1–3, significance, charts) lives in the
 //! sibling files and is rendered as HTML, Markdown, CSV and LaTeX.
 
+mod charts;
 mod csv;
 mod example;
 mod format;

@@ -32,6 +32,8 @@ pub struct Block {
     pub rows: Vec<Row>,
     /// Index into `rows` of the best backend on validation HitRate@k.
     pub best: Option<usize>,
+    /// Every comparison of the block, for every metric, Holm-adjusted per metric.
+    pub comparisons: Vec<Comparison>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +54,8 @@ pub struct Row {
 /// A paired comparison of two rows of a block: `row` minus `against`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Comparison {
+    /// The metric compared, as in `Metrics::NAMES`.
+    pub metric: &'static str,
     pub row: usize,
     pub against: usize,
     pub kind: ComparisonKind,
@@ -68,13 +72,6 @@ pub enum ComparisonKind {
     VsRandom,
     /// A backend against the block's best backend on validation.
     VsBest,
-}
-
-impl Block {
-    /// The comparisons of this block for one metric (index into `Metrics::NAMES`).
-    pub fn comparisons(&self, cells: &[&Cell], metric: usize) -> Vec<Comparison> {
-        comparisons(&self.rows, self.best, cells, metric)
-    }
 }
 
 impl GridReport {
@@ -109,20 +106,6 @@ impl GridReport {
             blocks,
         }
     }
-
-    /// Every comparison of every block and metric, Holm-adjusted (for the CSV).
-    pub fn comparisons(&self, table: &Table3) -> Vec<(ModelKind, usize, Comparison)> {
-        let mut out = Vec::new();
-        for block in &table.blocks {
-            let cells = self.block_cells(block.model);
-            for metric in 0..Metrics::<f64>::NAMES.len() {
-                for c in block.comparisons(&cells, metric) {
-                    out.push((block.model, metric, c));
-                }
-            }
-        }
-        out
-    }
 }
 
 fn block(model: ModelKind, cells: &[&Cell]) -> Block {
@@ -149,36 +132,39 @@ fn block(model: ModelKind, cells: &[&Cell]) -> Block {
             _ => Some((i, r.validation_hit_rate.mean)),
         })
         .map(|(i, _)| i);
+    let comparisons: Vec<Comparison> = (0..Metrics::<f64>::NAMES.len())
+        .flat_map(|metric| compare(&rows, best, cells, metric))
+        .collect();
     let mut marks: Vec<[Vec<char>; 5]> = vec![Default::default(); rows.len()];
-    for (metric, _) in Metrics::<f64>::NAMES.iter().enumerate() {
-        for c in comparisons(&rows, best, cells, metric) {
-            if c.t_test_p_holm >= ALPHA || c.test.mean_difference == 0.0 {
-                continue;
-            }
-            let (winner, loser) = if c.test.mean_difference > 0.0 {
-                (c.row, c.against)
-            } else {
-                (c.against, c.row)
-            };
-            let letters = &mut marks[winner][metric];
-            if !letters.contains(&rows[loser].letter) {
-                letters.push(rows[loser].letter);
-                letters.sort_unstable();
-            }
+    for c in &comparisons {
+        if c.t_test_p_holm >= ALPHA || c.test.mean_difference == 0.0 {
+            continue;
+        }
+        let (winner, loser) = if c.test.mean_difference > 0.0 {
+            (c.row, c.against)
+        } else {
+            (c.against, c.row)
+        };
+        let metric = Metrics::<f64>::NAMES.iter().position(|m| *m == c.metric);
+        let letters = &mut marks[winner][metric.expect("a metric name")];
+        if !letters.contains(&rows[loser].letter) {
+            letters.push(rows[loser].letter);
+            letters.sort_unstable();
         }
     }
     for (row, letters) in rows.iter_mut().zip(&marks) {
         row.marks = Metrics::from_fn(|m| letters[m].iter().collect());
     }
-    Block { model, rows, best }
+    Block {
+        model,
+        rows,
+        best,
+        comparisons,
+    }
 }
 
-fn comparisons(
-    rows: &[Row],
-    best: Option<usize>,
-    cells: &[&Cell],
-    metric: usize,
-) -> Vec<Comparison> {
+/// The comparisons of a block for one metric, Holm-adjusted over them.
+fn compare(rows: &[Row], best: Option<usize>, cells: &[&Cell], metric: usize) -> Vec<Comparison> {
     let random = rows.iter().position(|r| r.variant == Variant::Random);
     let mut pairs = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -206,6 +192,7 @@ fn comparisons(
                 .map(|&(_, j)| *b.scores[j].values()[metric])
                 .collect();
             Comparison {
+                metric: Metrics::<f64>::NAMES[metric],
                 row,
                 against,
                 kind,

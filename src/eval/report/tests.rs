@@ -131,10 +131,16 @@ fn marks_follow_significant_differences_only() {
     assert_eq!(shallow.rows[0].marks.hit_rate, "b");
     assert_eq!(shallow.rows[1].marks.hit_rate, "");
 
-    let cells = report.block_cells(ModelKind::Knn);
-    let comparisons = knn.comparisons(&cells, 0);
+    let comparisons: Vec<&Comparison> = knn
+        .comparisons
+        .iter()
+        .filter(|c| c.metric == "hit_rate")
+        .collect();
     assert_eq!(comparisons.len(), 2);
-    let (identical, different) = (&comparisons[0], &comparisons[1]);
+    let (identical, different) = (comparisons[0], comparisons[1]);
+    assert_eq!(knn.comparisons.len(), 2 * 5);
+    // Shallow Net: alpha against Random only (alpha is its own block's best).
+    assert_eq!(shallow.comparisons.len(), 5);
     assert_eq!((identical.row, identical.against), (0, 2));
     assert_eq!(identical.test.t_test_p, 1.0);
     assert_eq!(identical.t_test_p_holm, 1.0);
