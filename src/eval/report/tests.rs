@@ -296,3 +296,15 @@ fn the_example_grid_has_the_papers_shape() {
     let shallow = table.blocks[1].rows[0].test.hit_rate.mean;
     assert!(shallow > knn);
 }
+
+#[test]
+fn users_pair_by_id_over_those_both_cells_have() {
+    let a = scores("u", 4, 2);
+    let mut b = scores("u", 5, 0);
+    b.user_ids.reverse();
+    // a: u0 u1 u2 u3; b: u4 u3 u2 u1 u0 → a's users at b's positions 4, 3, 2, 1.
+    assert_eq!(a.pairs(&b), vec![(0, 4), (1, 3), (2, 2), (3, 1)]);
+    assert_eq!(b.pairs(&a), vec![(1, 3), (2, 2), (3, 1), (4, 0)]);
+    assert_eq!(a.pairs(&a), vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
+    assert!(a.pairs(&scores("w", 3, 0)).is_empty());
+}
