@@ -9,7 +9,7 @@ pub mod stats;
 use std::time::Instant;
 
 pub use metrics::{Metrics, score_user};
-pub use stats::{Estimate, PairedTest, estimate, paired_test};
+pub use stats::{Estimate, PairedTest, estimate, holm, paired_test};
 
 use crate::dataset::split::HeldOut;
 use crate::dataset::{Split, Vocab};

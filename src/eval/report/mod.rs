@@ -1,4 +1,26 @@
 //! The evaluation report: what `audiorec evaluate` prints as a table and writes as JSON.
+//! The experiment report (a whole grid: Tables 1–3, significance, charts) lives in the
+//! sibling files and is rendered as HTML, Markdown, CSV and LaTeX.
+
+mod charts;
+mod csv;
+mod example;
+mod format;
+pub mod grid;
+mod html;
+mod latex;
+mod markdown;
+mod svg;
+pub mod table3;
+#[cfg(test)]
+mod tests;
+
+pub use csv::render_csv;
+pub use grid::{BackendInfo, Cell, EpochLoss, GridReport, ModelKind, UserScores, Variant};
+pub use html::render_html;
+pub use latex::render_latex;
+pub use markdown::render_markdown;
+pub use table3::{Block, Comparison, ComparisonKind, Row, Table3};
 
 use serde::Serialize;
 
