@@ -10,6 +10,7 @@ pub mod config;
 pub mod dataset;
 pub mod embeddings;
 pub mod eval;
+pub mod experiment;
 pub mod index;
 pub mod io;
 pub mod model;

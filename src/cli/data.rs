@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use audiorec::dataset::split::SplitFile;
+use audiorec::dataset::split::{SplitFile, paper_keep_from};
 use audiorec::dataset::time::parse_date_arg;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
 
@@ -12,9 +12,10 @@ pub struct DataArgs {
     /// Dataset folder: userid_trackid_timestamp.tsv, trackid_sorted.csv, embeddings/.
     #[arg(long, env = "AUDIOREC_DATA")]
     pub data: PathBuf,
-    /// Plays before this date are dropped (the paper's first split step).
-    #[arg(long, default_value = "2019-02-20", value_parser = parse_date_arg)]
-    pub keep_from: i64,
+    /// Plays before this date are dropped (the paper's first split step). Default: the
+    /// date of the split saved by `audiorec split`, else 2019-02-20.
+    #[arg(long, value_parser = parse_date_arg)]
+    pub keep_from: Option<i64>,
     /// What to do with plays whose track has no embedding.
     #[arg(long, value_enum, default_value_t = MissingTracks::Skip)]
     pub missing_tracks: MissingTracks,
@@ -25,16 +26,37 @@ impl DataArgs {
         Layout::new(&self.data)
     }
 
-    pub fn options(&self) -> ImportOptions {
-        ImportOptions {
-            keep_from: self.keep_from,
-            missing_tracks: self.missing_tracks,
+    /// The split `audiorec split` saved, if any.
+    pub fn saved_split(&self) -> anyhow::Result<Option<SplitConfig>> {
+        let path = self.layout().split_file();
+        if !path.is_file() {
+            return Ok(None);
         }
+        let file = SplitFile::load(&path)
+            .with_context(|| format!("could not read the saved split {}", path.display()))?;
+        Ok(Some(file.config))
+    }
+
+    /// The first kept day: the flag, else the saved split's, else the paper's.
+    pub fn keep_from(&self) -> anyhow::Result<i64> {
+        Ok(match self.keep_from {
+            Some(t) => t,
+            None => self
+                .saved_split()?
+                .map_or_else(paper_keep_from, |c| c.keep_from),
+        })
+    }
+
+    pub fn options(&self) -> anyhow::Result<ImportOptions> {
+        Ok(ImportOptions {
+            keep_from: self.keep_from()?,
+            missing_tracks: self.missing_tracks,
+        })
     }
 
     /// The imported dataset (from the cache when it is fresh).
     pub fn open(&self) -> anyhow::Result<Dataset> {
-        Dataset::open(&self.layout(), self.options())
+        Dataset::open(&self.layout(), self.options()?)
             .with_context(|| format!("could not import the dataset in {}", self.data.display()))
     }
 
@@ -43,12 +65,9 @@ impl DataArgs {
     pub fn open_split(&self) -> anyhow::Result<(Dataset, Split)> {
         let dataset = self.open()?;
         let path = self.layout().split_file();
-        let config = if path.is_file() {
-            SplitFile::load(&path)
-                .with_context(|| format!("could not read the saved split {}", path.display()))?
-                .config
-        } else {
-            SplitConfig::default()
+        let config = SplitConfig {
+            keep_from: dataset.options.keep_from,
+            ..self.saved_split()?.unwrap_or_default()
         };
         let split = Split::new(&dataset.interactions, dataset.tracks.len(), config);
         let file = SplitFile::new(&split, &dataset.interactions.users);

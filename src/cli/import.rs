@@ -20,7 +20,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    let dataset = Dataset::import(&args.data.layout(), args.data.options(), &|rows| {
+    let dataset = Dataset::import(&args.data.layout(), args.data.options()?, &|rows| {
         bar.set_message(format!("{rows} plays read"));
         bar.tick();
     })

@@ -3,11 +3,13 @@
 mod data;
 mod demo;
 mod evaluate;
+mod experiment;
 mod import;
 mod model;
 mod openapi;
 mod progress;
 mod recommend;
+mod report;
 mod serve;
 mod split;
 mod train;
@@ -41,6 +43,13 @@ enum Command {
     Train(train::Args),
     /// Evaluate a recommender on the validation and test users.
     Evaluate(evaluate::Args),
+    /// Run the paper's comparison: every backend under KNN, the Shallow Net and BERT4Rec
+    /// (plus Random rows), stored run by run and resumable, then write its report.
+    ///
+    /// Restarts itself with `GLIBC_TUNABLES` like `train` (it trains).
+    Experiment(experiment::Args),
+    /// Regenerate an experiment's report (HTML, Markdown, CSV, LaTeX) from the database.
+    Report(report::Args),
     /// Write batch recommendations (`user_id, track_id, rank, score`) for many users.
     Recommend(recommend::Args),
     /// Write a seeded synthetic dataset in the Music4All-Onion layout.
@@ -54,7 +63,7 @@ enum Command {
 impl Cli {
     /// Whether the command trains (and so wants glibc to keep freed memory).
     pub fn trains(&self) -> bool {
-        matches!(self.command, Command::Train(_))
+        matches!(self.command, Command::Train(_) | Command::Experiment(_))
     }
 }
 
@@ -64,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Split(a) => split::run(a),
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::Experiment(a) => experiment::run(a),
+        Command::Report(a) => report::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::DemoData(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),

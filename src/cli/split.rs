@@ -27,6 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let dataset = args.data.open()?;
     let config = SplitConfig {
+        keep_from: dataset.options.keep_from,
         test_from: args.test_from,
         validation_ratio: args.validation_ratio,
         seed: args.seed,

@@ -19,6 +19,11 @@ use super::time::parse_timestamp;
 /// Parameters of the split. Defaults are the paper's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitConfig {
+    /// Plays before this Unix time were dropped at import (step 1). Recorded with the
+    /// split so every later command imports the same plays; split files written before it
+    /// was recorded read as the paper's date.
+    #[serde(default = "paper_keep_from")]
+    pub keep_from: i64,
     /// First listens at or after this Unix time are held out.
     pub test_from: i64,
     /// Fraction of candidate users that go to validation; the rest go to test.
@@ -26,9 +31,15 @@ pub struct SplitConfig {
     pub seed: u64,
 }
 
+/// The paper's first kept day, 2019-02-20.
+pub fn paper_keep_from() -> i64 {
+    parse_timestamp(b"2019-02-20").expect("valid date")
+}
+
 impl Default for SplitConfig {
     fn default() -> Self {
         Self {
+            keep_from: paper_keep_from(),
             test_from: parse_timestamp(b"2020-02-20").expect("valid date"),
             validation_ratio: 0.5,
             seed: 42,

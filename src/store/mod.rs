@@ -6,6 +6,7 @@
 //! transaction on SQLite). The API and the CLI see a [`Store`]; nothing else imports sqlx.
 
 mod bulk;
+mod experiments;
 mod histories;
 mod runs;
 mod users;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use experiments::{CellRecord, ExperimentRecord};
 pub use runs::{NewRun, RunRecord, RunStatus, UserMetricRecord};
 pub use users::{AppendOutcome, PlayRecord, UserRecord};
 

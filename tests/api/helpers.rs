@@ -11,7 +11,8 @@ use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::store::Store;
 use serde_json::Value;
-use sqlx::Connection;
+
+use crate::databases;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Db {
@@ -39,19 +40,7 @@ macro_rules! on_both_databases {
 }
 pub(crate) use on_both_databases;
 
-/// `Some` when Postgres tests should run. CI always sets `TEST_DATABASE_URL`; elsewhere
-/// its absence skips them with a note.
-pub fn postgres_available() -> Option<()> {
-    if std::env::var("TEST_DATABASE_URL").is_ok() {
-        return Some(());
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI must set TEST_DATABASE_URL"
-    );
-    eprintln!("TEST_DATABASE_URL is not set: skipping the Postgres variant");
-    None
-}
+pub use databases::postgres_available;
 
 /// The tiny demo dataset, generated and imported once per test process, with a Shallow
 /// Net trained for one epoch on `musicnn` by the real CLI, so every app also serves it.
@@ -93,43 +82,8 @@ async fn database_url(db: Db) -> String {
             let dir = tempfile::tempdir().expect("temp dir").keep();
             format!("sqlite://{}", dir.join("test.db").display())
         }
-        Db::Postgres => {
-            let base = std::env::var("TEST_DATABASE_URL").expect("checked by postgres_available");
-            let name = format!("audiorec_test_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&base)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
-            drop_earlier_test_databases(&mut conn).await;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let (prefix, _) = base.rsplit_once('/').expect("a database URL has a path");
-            format!("{prefix}/{name}")
-        }
+        Db::Postgres => databases::fresh_postgres().await,
     }
-}
-
-/// Drops the databases that earlier runs of this suite left behind, once per process
-/// (cargo runs one test binary at a time, so none of them is in use).
-async fn drop_earlier_test_databases(conn: &mut sqlx::PgConnection) {
-    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    DONE.get_or_init(|| async {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'audiorec\\_test\\_%'",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .expect("list test databases");
-        for name in names {
-            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop))
-                .execute(&mut *conn)
-                .await
-                .expect("drop an old test database");
-        }
-    })
-    .await;
 }
 
 pub struct TestApp {

@@ -2,6 +2,8 @@
 //! SQLite and against Postgres (`TEST_DATABASE_URL`).
 
 mod auth;
+#[path = "../common/databases.rs"]
+mod databases;
 mod errors;
 mod evaluations;
 mod helpers;

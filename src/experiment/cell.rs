@@ -1,0 +1,203 @@
+//! Running one cell: train where the recommender learns (resuming a checkpoint of the
+//! same parameters and data), then evaluate validation and test users through the same
+//! recommender the service would load. KNN uses the exact scan (the paper's method) and
+//! reports the recall of the served HNSW index against it.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use super::ExperimentConfig;
+use super::plan::CellSpec;
+use crate::dataset::split::Part;
+use crate::dataset::{Dataset, Split};
+use crate::embeddings::Embeddings;
+use crate::eval::report::{EpochLoss, ModelKind, Variant};
+use crate::eval::{EvalCase, Evaluation, evaluate, split_cases};
+use crate::index::{HnswParams, IndexKind};
+use crate::model::bert4rec::{Bert4RecConfig, FitConfig, ItemInit, ModelConfig};
+use crate::model::checkpoint::{CheckpointPaths, EpochRecord};
+use crate::model::shallow::{Init, ShallowParams};
+use crate::recommend::bert4rec::Bert4RecRecommender;
+use crate::recommend::knn::KnnRecommender;
+use crate::recommend::shallow::ShallowRecommender;
+use crate::recommend::{Query, Recommender};
+use crate::train::fit::FitObserver;
+use crate::train::{bert4rec, shallow};
+
+/// What a finished cell reports.
+pub struct CellOutcome {
+    pub validation: Evaluation,
+    pub test: Evaluation,
+    pub curve: Vec<EpochLoss>,
+    pub train_seconds: Option<f64>,
+    pub eval_seconds: f64,
+    pub index_recall: Option<f64>,
+}
+
+/// Everything a cell reads.
+pub struct CellContext<'a> {
+    pub config: &'a ExperimentConfig,
+    pub dataset: &'a Dataset,
+    pub split: &'a Split,
+    pub embeddings: Arc<Embeddings>,
+    /// Checkpoints of this experiment.
+    pub models: &'a Path,
+    pub device: &'a Device,
+}
+
+fn curve(records: &[EpochRecord]) -> Vec<EpochLoss> {
+    records
+        .iter()
+        .map(|r| EpochLoss {
+            epoch: r.epoch,
+            train_loss: r.train_loss,
+            validation_loss: r.validation_loss,
+        })
+        .collect()
+}
+
+/// Trains (where needed) and evaluates one cell.
+pub fn run_cell(
+    cell: &CellSpec,
+    cx: &CellContext,
+    observer: &dyn FitObserver,
+) -> anyhow::Result<CellOutcome> {
+    let items = &cx.split.train_items;
+    let paths = CheckpointPaths::new(cx.models, &cell.checkpoint_name());
+    let resume = paths.config().is_file();
+    let (recommender, curve_records, train_seconds): (Box<dyn Recommender>, _, _) = match cell.model
+    {
+        ModelKind::Knn => {
+            let exact = KnnRecommender::new(
+                cx.embeddings.clone(),
+                items,
+                IndexKind::Exact,
+                HnswParams::default(),
+                None,
+            );
+            (Box::new(exact), Vec::new(), None)
+        }
+        ModelKind::Shallow => {
+            let s = &cx.config.shallow;
+            let params = ShallowParams {
+                init: match cell.variant {
+                    Variant::Content => Init::Content,
+                    Variant::Random => Init::Random,
+                },
+                max_epochs: s.epochs,
+                batch_size: s.batch_size,
+                negative_sampling: s.negative_sampling,
+                freeze_items: s.freeze_items,
+                freeze_users: s.freeze_users,
+                seed: s.seed,
+                ..ShallowParams::new(&cell.backend)
+            };
+            let data = shallow::TrainData {
+                embeddings: &cx.embeddings,
+                split: cx.split,
+                users: &cx.dataset.interactions.users,
+            };
+            let out = shallow::fit(&params, data, &paths, resume, cx.device, observer)?;
+            let rec = ShallowRecommender::load(
+                &paths.config(),
+                cx.embeddings.clone(),
+                items,
+                IndexKind::Exact,
+                HnswParams::default(),
+                cx.device,
+            )?;
+            let seconds = out.checkpoint.train_seconds();
+            (Box::new(rec), out.checkpoint.curve, Some(seconds))
+        }
+        ModelKind::Bert4rec => {
+            let b = &cx.config.bert4rec;
+            let e = &cx.embeddings;
+            let (init, hidden) = match cell.variant {
+                Variant::Content => (ItemInit::Content, e.dim),
+                Variant::Random => (ItemInit::Random, b.random_hidden),
+            };
+            let config = Bert4RecConfig {
+                model: ModelConfig {
+                    max_len: b.max_len,
+                    ..ModelConfig::paper(init, e.len(), hidden)
+                },
+                fit: FitConfig {
+                    max_epochs: b.epochs,
+                    batch_size: b.batch_size,
+                    max_batches: b.max_batches,
+                    seed: b.seed,
+                    ..FitConfig::default()
+                },
+            };
+            let data = bert4rec::TrainData {
+                embeddings: e,
+                split: cx.split,
+            };
+            let out = bert4rec::fit(&config, data, &paths, resume, cx.device, observer)?;
+            let rec = Bert4RecRecommender::load(&paths.config(), e.clone(), items, cx.device)?;
+            let seconds = out.checkpoint.train_seconds();
+            (Box::new(rec), out.checkpoint.curve, Some(seconds))
+        }
+    };
+    let start = Instant::now();
+    let users = &cx.dataset.interactions.users;
+    let k = cx.config.k;
+    let parts = [Part::Validation, Part::Test].map(|part| {
+        let cases = split_cases(cx.split, cx.split.part(part), users);
+        evaluate(recommender.as_ref(), &cases, k).map(|(e, _)| e)
+    });
+    let [validation, test] = parts;
+    let (validation, test) = (validation?, test?);
+    let eval_seconds = start.elapsed().as_secs_f64();
+    let index_recall = match cell.model {
+        ModelKind::Knn => Some(served_index_recall(cx, recommender.as_ref())?),
+        _ => None,
+    };
+    Ok(CellOutcome {
+        validation,
+        test,
+        curve: curve(&curve_records),
+        train_seconds,
+        eval_seconds,
+        index_recall,
+    })
+}
+
+/// Share of the exact top-k that the served HNSW index returns, over test users.
+fn served_index_recall(cx: &CellContext, exact: &dyn Recommender) -> anyhow::Result<f64> {
+    let served = KnnRecommender::new(
+        cx.embeddings.clone(),
+        &cx.split.train_items,
+        IndexKind::Hnsw,
+        HnswParams {
+            ef_search: cx.config.ef_search,
+            ..HnswParams::default()
+        },
+        Some(&cx.dataset.layout.derived().join("index")),
+    );
+    let cases: Vec<EvalCase> =
+        split_cases(cx.split, &cx.split.test, &cx.dataset.interactions.users);
+    let queries: Vec<Query> = cases
+        .iter()
+        .filter(|c| !c.history.is_empty())
+        .map(|c| Query {
+            user: c.user,
+            history: c.history,
+            k: cx.config.k,
+        })
+        .collect();
+    let want = exact.recommend_batch(&queries);
+    let got = served.recommend_batch(&queries);
+    let (mut found, mut total) = (0usize, 0usize);
+    for (w, g) in want.into_iter().zip(got) {
+        let w = w?;
+        let g: HashSet<u32> = g?.iter().map(|s| s.track).collect();
+        total += w.len();
+        found += w.iter().filter(|s| g.contains(&s.track)).count();
+    }
+    Ok(found as f64 / total.max(1) as f64)
+}

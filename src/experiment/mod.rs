@@ -1,0 +1,23 @@
+//! The paper's comparison as one command: every backend under KNN, the Shallow Net and
+//! BERT4Rec (plus their Random rows), trained where needed, evaluated on validation and
+//! test users, stored run by run, and read back into the report (Tables 1–3 with
+//! significance). The CLI's `experiment` and `report` commands and the service's job
+//! worker call it; it sits above `train` and `eval`, and nothing that serves imports it.
+//!
+//! - [`config`]: the TOML a researcher writes;
+//! - [`plan`]: the cells and their estimated time;
+//! - [`cell`]: training and evaluating one cell;
+//! - [`grid`]: running the grid, resuming what an interruption left;
+//! - [`manifest`]: what produced it;
+//! - [`load`]: the report from the database alone.
+
+pub mod cell;
+pub mod config;
+pub mod grid;
+pub mod load;
+pub mod manifest;
+pub mod plan;
+
+pub use config::ExperimentConfig;
+pub use grid::{GridObserver, run_grid};
+pub use load::load_report;

@@ -1,0 +1,154 @@
+//! The cells of a grid in the report's order, and how long they should take.
+//!
+//! The estimate is a rule fitted to this project's benchmarks on a 2-core machine
+//! (`cargo bench --bench shallow`, `--bench bert4rec`, `--bench knn`): a Shallow Net
+//! epoch costs about `pairs · d^1.5 · 2.7e-9` s, a BERT4Rec epoch `users · max_len · d ·
+//! 1.3e-7` s, an exact KNN evaluation `users · tracks · d · 1e-9` s. It is a guide for
+//! `--dry-run`, not a promise; the progress display replaces it with measured times.
+
+use std::fmt;
+
+use super::ExperimentConfig;
+use crate::eval::report::{ModelKind, Variant};
+
+/// One cell: a recommender on a backend (the Random rows name the backend whose
+/// dimensions they borrow, none of its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellSpec {
+    pub model: ModelKind,
+    pub variant: Variant,
+    pub backend: String,
+}
+
+impl CellSpec {
+    /// The key stored with the cell: `model/variant/backend`.
+    pub fn key(&self) -> String {
+        let variant = match self.variant {
+            Variant::Content => "content",
+            Variant::Random => "random",
+        };
+        format!("{}/{variant}/{}", model_name(self.model), self.backend)
+    }
+
+    /// The checkpoint name of a trained cell.
+    pub fn checkpoint_name(&self) -> String {
+        match self.variant {
+            Variant::Content => format!("{}-{}", model_name(self.model), self.backend),
+            Variant::Random => format!("{}-random", model_name(self.model)),
+        }
+    }
+}
+
+impl fmt::Display for CellSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.variant {
+            Variant::Content => write!(f, "{} / {}", self.model.label(), self.backend),
+            Variant::Random => write!(f, "{} / Random", self.model.label()),
+        }
+    }
+}
+
+pub fn model_name(m: ModelKind) -> &'static str {
+    match m {
+        ModelKind::Knn => "knn",
+        ModelKind::Shallow => "shallow",
+        ModelKind::Bert4rec => "bert4rec",
+    }
+}
+
+/// Every cell, blocks in the paper's model order, backends in the given order, each
+/// neural block's Random row last.
+pub fn cells(config: &ExperimentConfig, backends: &[String]) -> Vec<CellSpec> {
+    let mut out = Vec::new();
+    for model in ModelKind::ALL {
+        if !config.models.contains(&model) {
+            continue;
+        }
+        for b in backends {
+            out.push(CellSpec {
+                model,
+                variant: Variant::Content,
+                backend: b.clone(),
+            });
+        }
+        if let Some(first) = backends.first()
+            && config.include_random
+            && model != ModelKind::Knn
+        {
+            out.push(CellSpec {
+                model,
+                variant: Variant::Random,
+                backend: first.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// What the estimate reads of the data.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub train_pairs: usize,
+    pub train_users: usize,
+    pub eval_users: usize,
+    pub tracks: usize,
+}
+
+/// Estimated seconds of a cell whose backend has dimension `dim`.
+pub fn estimate(cell: &CellSpec, dim: usize, config: &ExperimentConfig, s: Sizes) -> f64 {
+    let d = match (cell.model, cell.variant) {
+        (ModelKind::Bert4rec, Variant::Random) => config.bert4rec.random_hidden,
+        _ => dim,
+    } as f64;
+    let eval = s.eval_users as f64 * s.tracks as f64 * d * 1e-9;
+    let train = match cell.model {
+        ModelKind::Knn => 0.0,
+        ModelKind::Shallow => {
+            config.shallow.epochs as f64 * s.train_pairs as f64 * d.powf(1.5) * 2.7e-9
+        }
+        ModelKind::Bert4rec => {
+            let users = match config.bert4rec.max_batches {
+                Some(b) => (b * config.bert4rec.batch_size).min(s.train_users),
+                None => s.train_users,
+            };
+            config.bert4rec.epochs as f64
+                * users as f64
+                * config.bert4rec.max_len as f64
+                * d
+                * 1.3e-7
+        }
+    };
+    train + eval
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_follow_the_papers_order_with_one_random_row_per_neural_block() {
+        let backends = vec!["musicnn".to_string(), "noise".to_string()];
+        let keys: Vec<String> = cells(&ExperimentConfig::default(), &backends)
+            .iter()
+            .map(CellSpec::key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "knn/content/musicnn",
+                "knn/content/noise",
+                "shallow/content/musicnn",
+                "shallow/content/noise",
+                "shallow/random/musicnn",
+                "bert4rec/content/musicnn",
+                "bert4rec/content/noise",
+                "bert4rec/random/musicnn",
+            ]
+        );
+        let only_knn = ExperimentConfig {
+            models: vec![ModelKind::Knn],
+            ..ExperimentConfig::default()
+        };
+        assert_eq!(cells(&only_knn, &backends).len(), 2);
+    }
+}
