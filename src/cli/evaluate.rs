@@ -4,10 +4,11 @@ use std::time::Instant;
 use anyhow::Context;
 use audiorec::dataset::split::Part;
 use audiorec::eval::report::Report;
-use audiorec::eval::{evaluate, split_cases};
+use audiorec::eval::{evaluate, index_recall, split_cases};
+use audiorec::index::IndexKind;
 
 use super::DataArgs;
-use super::model::ModelArgs;
+use super::model::{Model, ModelArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -53,6 +54,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     print!("{}", report.table());
+    if args.model.model == Model::Knn && args.model.index == IndexKind::Exact {
+        let served = ModelArgs {
+            index: IndexKind::Hnsw,
+            ..args.model.clone()
+        }
+        .build(&dataset, &split)?;
+        let cases = split_cases(&split, &split.test, &dataset.interactions.users);
+        let recall = index_recall(served.as_ref(), recommender.as_ref(), &cases, k)?;
+        println!(
+            "served index (hnsw, ef_search {}): recall@{k} {recall:.4} against the exact scan on test users",
+            args.model.ef_search
+        );
+        report.parameters["served_index_recall"] = recall.into();
+    }
     println!(
         "built in {build_seconds:.1} s; evaluated in {:.2} s",
         report.parts.iter().map(|p| p.seconds).sum::<f64>()

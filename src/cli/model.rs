@@ -27,15 +27,16 @@ pub enum Model {
     Bert4recRandom,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// Embedding backend: the stem of a file in DIR/embeddings/.
     #[arg(long, env = "AUDIOREC_BACKEND")]
     pub backend: String,
     #[arg(long, value_enum, default_value_t = Model::Knn)]
     pub model: Model,
-    /// Nearest-neighbour search: HNSW (approximate, fast) or an exact scan (reference).
-    #[arg(long, value_enum, default_value_t = IndexKind::Hnsw)]
+    /// Nearest-neighbour search: an exact scan (the paper's method, the default for
+    /// offline work) or HNSW (approximate, what the service serves).
+    #[arg(long, value_enum, default_value_t = IndexKind::Exact)]
     pub index: IndexKind,
     /// HNSW links per node.
     #[arg(long, default_value_t = HnswParams::default().m)]

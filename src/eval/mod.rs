@@ -96,3 +96,33 @@ pub fn evaluate(
     };
     Ok((evaluation, lists))
 }
+
+/// Share of `exact`'s top-k that `served` also returns, over the cases with a history:
+/// what an approximate index costs against the exact scan (ties make identity ambiguous,
+/// so on catalogues with many equal scores this understates the served answer).
+pub fn index_recall(
+    served: &dyn Recommender,
+    exact: &dyn Recommender,
+    cases: &[EvalCase],
+    k: usize,
+) -> Result<f64, RecommendError> {
+    let queries: Vec<Query> = cases
+        .iter()
+        .filter(|c| !c.history.is_empty())
+        .map(|c| Query {
+            user: c.user,
+            history: c.history,
+            k,
+        })
+        .collect();
+    let want = exact.recommend_batch(&queries);
+    let got = served.recommend_batch(&queries);
+    let (mut found, mut total) = (0usize, 0usize);
+    for (w, g) in want.into_iter().zip(got) {
+        let w = w?;
+        let g: std::collections::HashSet<u32> = g?.iter().map(|s| s.track).collect();
+        total += w.len();
+        found += w.iter().filter(|s| g.contains(&s.track)).count();
+    }
+    Ok(found as f64 / total.max(1) as f64)
+}

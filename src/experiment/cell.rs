@@ -3,7 +3,6 @@
 //! recommender the service would load. KNN uses the exact scan (the paper's method) and
 //! reports the recall of the served HNSW index against it.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,15 +15,15 @@ use crate::dataset::split::Part;
 use crate::dataset::{Dataset, Split};
 use crate::embeddings::Embeddings;
 use crate::eval::report::{EpochLoss, ModelKind, Variant};
-use crate::eval::{EvalCase, Evaluation, evaluate, split_cases};
+use crate::eval::{Evaluation, evaluate, index_recall, split_cases};
 use crate::index::{HnswParams, IndexKind};
 use crate::model::bert4rec::{Bert4RecConfig, FitConfig, ItemInit, ModelConfig};
 use crate::model::checkpoint::{CheckpointPaths, EpochRecord};
 use crate::model::shallow::{Init, ShallowParams};
+use crate::recommend::Recommender;
 use crate::recommend::bert4rec::Bert4RecRecommender;
 use crate::recommend::knn::KnnRecommender;
 use crate::recommend::shallow::ShallowRecommender;
-use crate::recommend::{Query, Recommender};
 use crate::train::fit::FitObserver;
 use crate::train::{bert4rec, shallow};
 
@@ -179,25 +178,6 @@ fn served_index_recall(cx: &CellContext, exact: &dyn Recommender) -> anyhow::Res
         },
         Some(&cx.dataset.layout.derived().join("index")),
     );
-    let cases: Vec<EvalCase> =
-        split_cases(cx.split, &cx.split.test, &cx.dataset.interactions.users);
-    let queries: Vec<Query> = cases
-        .iter()
-        .filter(|c| !c.history.is_empty())
-        .map(|c| Query {
-            user: c.user,
-            history: c.history,
-            k: cx.config.k,
-        })
-        .collect();
-    let want = exact.recommend_batch(&queries);
-    let got = served.recommend_batch(&queries);
-    let (mut found, mut total) = (0usize, 0usize);
-    for (w, g) in want.into_iter().zip(got) {
-        let w = w?;
-        let g: HashSet<u32> = g?.iter().map(|s| s.track).collect();
-        total += w.len();
-        found += w.iter().filter(|s| g.contains(&s.track)).count();
-    }
-    Ok(found as f64 / total.max(1) as f64)
+    let cases = split_cases(cx.split, &cx.split.test, &cx.dataset.interactions.users);
+    Ok(index_recall(&served, exact, &cases, cx.config.k)?)
 }
