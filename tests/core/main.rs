@@ -2,6 +2,7 @@
 //! `.npy` format, the nearest-neighbour indexes and KNN on demo data. One binary, so the
 //! crate links once and the small demo dataset is generated once per run.
 
+mod duplicates;
 mod helpers;
 mod import_errors;
 mod knn;
