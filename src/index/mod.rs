@@ -9,6 +9,7 @@ pub mod distinct;
 pub mod exact;
 mod graph;
 pub mod hnsw;
+pub mod live;
 pub mod projection;
 
 use std::collections::HashSet;
@@ -16,6 +17,7 @@ use std::collections::HashSet;
 pub use choose::choose;
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
+pub use live::{LiveError, LiveIndex};
 
 /// A neighbour: the item's external id (a track index) and its cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq)]
