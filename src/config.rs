@@ -68,8 +68,9 @@ pub struct Settings {
     /// Evaluations with more users than this run in the background (202 + status URL).
     #[arg(long, env = "AUDIOREC_SYNC_EVAL_USERS", default_value_t = 200)]
     pub sync_eval_users: usize,
-    /// Nearest-neighbour index for serving.
-    #[arg(long, env = "AUDIOREC_INDEX", value_enum, default_value_t = IndexKind::Hnsw)]
+    /// Nearest-neighbour index for serving: `auto` (default) takes the exact scan where
+    /// it costs no more than HNSW (small or low-dimensional catalogues) and logs why.
+    #[arg(long, env = "AUDIOREC_INDEX", value_enum, default_value_t = IndexKind::Auto)]
     pub index: IndexKind,
     /// Device for the neural models: cpu, cuda or cuda:N (CUDA needs `--features cuda`).
     #[arg(long, env = "AUDIOREC_DEVICE", default_value = "cpu")]

@@ -4,6 +4,7 @@
 //! Format: a JSON header line (sources' sizes and mtimes, import options, counts), then
 //! the user ids (newline-separated), then the four columns as little-endian arrays.
 
+use crate::io::le;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::time::UNIX_EPOCH;
@@ -64,18 +65,10 @@ pub fn write(dataset: &Dataset) -> std::io::Result<()> {
         w.write_all(id.as_bytes())?;
         w.write_all(b"\n")?;
     }
-    for v in &it.user {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    for v in &it.track {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    for v in &it.first_ts {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    for v in &it.count {
-        w.write_all(&v.to_le_bytes())?;
-    }
+    le::write(&mut w, &it.user)?;
+    le::write(&mut w, &it.track)?;
+    le::write(&mut w, &it.first_ts)?;
+    le::write(&mut w, &it.count)?;
     w.flush()?;
     drop(w);
     fs::rename(tmp, dir.join(FILE))
@@ -110,23 +103,15 @@ pub fn read(layout: &Layout, options: ImportOptions) -> Option<Dataset> {
     let (u, rest) = bytes.split_at(n * 4);
     let (t, rest) = rest.split_at(n * 4);
     let (ts, c) = rest.split_at(n * 8);
-    let u32s = |b: &[u8]| -> Vec<u32> {
-        b.chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
     Some(Dataset {
         layout: layout.clone(),
         tracks,
         interactions: Interactions {
             users,
-            user: u32s(u),
-            track: u32s(t),
-            first_ts: ts
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-            count: u32s(c),
+            user: le::decode(u),
+            track: le::decode(t),
+            first_ts: le::decode(ts),
+            count: le::decode(c),
         },
         stats: header.stats,
         options,

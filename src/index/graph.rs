@@ -17,6 +17,7 @@ use std::io::{self, Read, Write};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::io::le::{self, LeReader};
 use crate::simd::dot;
 
 /// A node and its similarity to the query.
@@ -44,6 +45,8 @@ impl Ord for Scored {
 
 /// Layers above a node's own are never linked; this bounds the random level.
 const MAX_LEVEL: usize = 16;
+/// Far above any useful link count; bounds a header's value before it sizes anything.
+const MAX_M: usize = 4096;
 
 pub struct Graph {
     dim: usize,
@@ -295,41 +298,46 @@ impl Graph {
 
     /// Writes the links (not the vectors, which the caller derives from its rows).
     pub fn write_links(&self, w: &mut impl Write) -> io::Result<()> {
-        for v in [self.len(), self.dim, self.m, self.entry as usize] {
-            w.write_all(&(v as u64).to_le_bytes())?;
-        }
+        let header = [self.len(), self.dim, self.m, self.entry as usize];
+        le::write(w, &header.map(|v| v as u64))?;
         w.write_all(&self.levels)?;
-        write_u32s(w, &self.base)?;
+        le::write(w, &self.base)?;
         for links in &self.upper {
-            write_u32s(w, links)?;
+            le::write(w, links)?;
         }
         Ok(())
     }
 
     /// Reads links written by [`Graph::write_links`] for these vectors; `InvalidData`
-    /// when they were written for another shape.
-    pub fn read_links(r: &mut impl Read, dim: usize, vectors: Vec<f32>) -> io::Result<Self> {
-        let mut header = [0u64; 4];
-        for h in &mut header {
-            let mut b = [0u8; 8];
-            r.read_exact(&mut b)?;
-            *h = u64::from_le_bytes(b);
+    /// when they were written for another shape or are damaged. Every size comes from
+    /// the header and is checked against the bytes the file has left before anything of
+    /// that size is allocated.
+    pub fn read_links(
+        r: &mut LeReader<impl Read>,
+        dim: usize,
+        vectors: Vec<f32>,
+    ) -> io::Result<Self> {
+        let header = r.vec::<u64>(4)?;
+        let [n, stored_dim, m, entry] =
+            [0, 1, 2, 3].map(|i| usize::try_from(header[i]).unwrap_or(usize::MAX));
+        if stored_dim != dim || n.checked_mul(dim) != Some(vectors.len()) || (n > 0 && entry >= n) {
+            return Err(le::invalid("graph saved for other rows"));
         }
-        let [n, stored_dim, m, entry] = header.map(|v| v as usize);
-        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-        if stored_dim != dim || n * dim != vectors.len() || (n > 0 && entry >= n) || m < 2 {
-            return Err(invalid("graph saved for other rows"));
+        if !(2..=MAX_M).contains(&m) {
+            return Err(le::invalid(format!("graph header: {m} links per node")));
         }
-        let mut levels = vec![0u8; n];
-        r.read_exact(&mut levels)?;
+        let levels = r.bytes(Some(n))?;
         if levels.iter().any(|&l| l as usize > MAX_LEVEL) {
-            return Err(invalid("bad level"));
+            return Err(le::invalid("bad level"));
         }
-        let base = read_u32s(r, n * (2 * m + 1))?;
+        let base = r.vec::<u32>(n * (2 * m + 1))?;
         let upper = levels
             .iter()
-            .map(|&l| read_u32s(r, l as usize * (m + 1)))
+            .map(|&l| r.vec::<u32>(l as usize * (m + 1)))
             .collect::<io::Result<Vec<_>>>()?;
+        if r.left() != 0 {
+            return Err(le::invalid("bytes after the graph"));
+        }
         let graph = Self {
             dim,
             m,
@@ -350,24 +358,10 @@ impl Graph {
             })
         });
         if !sound {
-            return Err(invalid("links out of range"));
+            return Err(le::invalid("links out of range"));
         }
         Ok(graph)
     }
-}
-
-fn write_u32s(w: &mut impl Write, values: &[u32]) -> io::Result<()> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    w.write_all(&bytes)
-}
-
-fn read_u32s(r: &mut impl Read, n: usize) -> io::Result<Vec<u32>> {
-    let mut bytes = vec![0u8; n * 4];
-    r.read_exact(&mut bytes)?;
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
 }
 
 /// Which nodes a search has seen: a stamp per node, so that starting a new search costs
@@ -456,7 +450,10 @@ mod tests {
 
         let mut bytes = Vec::new();
         graph.write_links(&mut bytes).unwrap();
-        let back = Graph::read_links(&mut bytes.as_slice(), dim, rows.clone()).unwrap();
+        let read = |b: &[u8], rows: Vec<f32>| {
+            Graph::read_links(&mut LeReader::new(b, b.len() as u64), dim, rows)
+        };
+        let back = read(&bytes, rows.clone()).unwrap();
         for q in queries.chunks_exact(dim) {
             assert_eq!(
                 graph.search(q, 32, &|_| true),
@@ -464,10 +461,21 @@ mod tests {
             );
         }
         // Links saved for other rows or damaged are refused.
-        assert!(Graph::read_links(&mut bytes.as_slice(), dim, rows[..dim * 10].to_vec()).is_err());
+        assert!(read(&bytes, rows[..dim * 10].to_vec()).is_err());
         let mut damaged = bytes.clone();
         let first_count = 32 + n; // after the header and the levels
         damaged[first_count..first_count + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Graph::read_links(&mut damaged.as_slice(), dim, rows).is_err());
+        assert!(read(&damaged, rows.clone()).is_err());
+        // Truncated anywhere, or with a trailing byte: refused, never a panic.
+        for cut in [0, 7, 32, 32 + n, bytes.len() / 2, bytes.len() - 1] {
+            assert!(read(&bytes[..cut], rows.clone()).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(read(&longer, rows.clone()).is_err());
+        // A header claiming a huge link count is refused before it sizes an allocation.
+        let mut huge = bytes.clone();
+        huge[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(read(&huge, rows.clone()).is_err());
     }
 }

@@ -12,10 +12,12 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::distinct::Groups;
 use super::graph::Graph;
 use super::projection::Projection;
 use super::{Neighbour, NeighbourIndex};
 use crate::embeddings::l2_normalize;
+use crate::io::le::{self, LeReader};
 use crate::simd::dot;
 
 /// Construction and search parameters.
@@ -59,15 +61,16 @@ pub struct HnswIndex {
     /// Width of the rows (the graph's may be smaller).
     dim: usize,
     ef_search: AtomicUsize,
+    /// Over the distinct rows (see [`super::distinct`]).
     graph: Graph,
-    /// External id of each graph node.
-    ids: Vec<u32>,
+    /// The tracks of each graph node.
+    groups: Groups,
     /// Present when the graph lives in a reduced space.
     reduced: Option<Reduced>,
 }
 
 /// What searching in a reduced space needs besides the graph: the map into it, and the
-/// full rows that re-rank the candidates (in node order).
+/// full distinct rows that re-rank the candidates (in node order).
 struct Reduced {
     projection: Projection,
     rows: Vec<f32>,
@@ -91,14 +94,15 @@ impl Reduced {
 }
 
 impl HnswIndex {
-    /// Builds the graph from one L2-normalised row of `dim` values per id (the rows are
-    /// kept: as the graph's vectors, or for re-ranking).
-    pub fn build(dim: usize, ids: &[u32], rows: Vec<f32>, params: HnswParams) -> Self {
+    /// Builds the graph from one L2-normalised row of `dim` values per id, over the
+    /// distinct rows (kept: as the graph's vectors, or for re-ranking).
+    pub fn build(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
+        let (groups, distinct) = Groups::new(dim, ids, rows);
         let graph_dim = params.graph_dim(dim);
-        let projection = (graph_dim < dim).then(|| Projection::fit(&rows, dim, graph_dim));
-        let (reduced, vectors) = Self::graph_rows(dim, rows, projection);
+        let projection = (graph_dim < dim).then(|| Projection::fit(&distinct, dim, graph_dim));
+        let (reduced, vectors) = Self::graph_rows(dim, distinct, projection);
         let graph = Graph::build(graph_dim, vectors, params.m, params.ef_construction);
-        Self::assemble(dim, ids, params, graph, reduced)
+        Self::assemble(dim, groups, params, graph, reduced)
     }
 
     /// The rows the graph holds: the full ones, or their normalised projections.
@@ -124,17 +128,17 @@ impl HnswIndex {
 
     fn assemble(
         dim: usize,
-        ids: &[u32],
+        groups: Groups,
         params: HnswParams,
         graph: Graph,
         reduced: Option<Reduced>,
     ) -> Self {
-        assert_eq!(graph.len(), ids.len(), "one row per id");
+        assert_eq!(graph.len(), groups.nodes(), "one node per distinct row");
         Self {
             dim,
             ef_search: AtomicUsize::new(params.ef_search),
             graph,
-            ids: ids.to_vec(),
+            groups,
             reduced,
         }
     }
@@ -142,11 +146,10 @@ impl HnswIndex {
     /// Reloads the graph (and projection) saved for exactly these rows and parameters
     /// under `dir`, or builds and saves them there. Building takes tens of seconds for
     /// 56k tracks; reloading a fraction of a second.
-    pub fn cached(dir: &Path, dim: usize, ids: &[u32], rows: Vec<f32>, params: HnswParams) -> Self {
-        let file = dir.join(format!("{}.hnsw", fingerprint(dim, ids, &rows, params)));
+    pub fn cached(dir: &Path, dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
+        let file = dir.join(format!("{}.hnsw", fingerprint(dim, ids, rows, params)));
         if file.is_file() {
-            // The rows are needed again when the file turns out unusable.
-            match Self::load(&file, dim, ids, &rows, params) {
+            match Self::load(&file, dim, ids, rows, params) {
                 Ok(index) => return index,
                 Err(e) => {
                     tracing::warn!(file = %file.display(), error = %e, "could not reload the HNSW index; rebuilding")
@@ -169,17 +172,20 @@ impl HnswIndex {
         }
         let tmp = file.with_extension("hnsw.tmp");
         let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+        self.write(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, file)
+    }
+
+    /// The projection's basis (its length, then its values) and the graph's links.
+    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
         let basis = self
             .reduced
             .as_ref()
             .map_or(&[][..], |r| r.projection.basis());
-        w.write_all(&(basis.len() as u64).to_le_bytes())?;
-        for v in basis {
-            w.write_all(&v.to_le_bytes())?;
-        }
-        self.graph.write_links(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, file)
+        le::write(w, &[basis.len() as u64])?;
+        le::write(w, basis)?;
+        self.graph.write_links(w)
     }
 
     fn load(
@@ -189,28 +195,37 @@ impl HnswIndex {
         rows: &[f32],
         params: HnswParams,
     ) -> std::io::Result<Self> {
-        let mut r = BufReader::new(std::fs::File::open(file)?);
-        let mut len = [0u8; 8];
-        r.read_exact(&mut len)?;
+        let f = std::fs::File::open(file)?;
+        let len = f.metadata()?.len();
+        Self::read(
+            &mut LeReader::new(BufReader::new(f), len),
+            dim,
+            ids,
+            rows,
+            params,
+        )
+    }
+
+    /// Reads what [`HnswIndex::write`] wrote for these rows and parameters.
+    fn read(
+        r: &mut LeReader<impl Read>,
+        dim: usize,
+        ids: &[u32],
+        rows: &[f32],
+        params: HnswParams,
+    ) -> std::io::Result<Self> {
         let graph_dim = params.graph_dim(dim);
         let expected = if graph_dim < dim { graph_dim * dim } else { 0 };
-        if u64::from_le_bytes(len) as usize != expected {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "projection of another shape",
-            ));
+        if r.one::<u64>()? != expected as u64 {
+            return Err(le::invalid("projection of another shape"));
         }
-        let mut bytes = vec![0u8; expected * 4];
-        r.read_exact(&mut bytes)?;
-        let basis: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let basis = r.vec::<f32>(expected)?;
         let projection = (graph_dim < dim)
             .then(|| Projection::from_basis(basis, dim, graph_dim).expect("length checked"));
-        let (reduced, vectors) = Self::graph_rows(dim, rows.to_vec(), projection);
-        let graph = Graph::read_links(&mut r, graph_dim, vectors)?;
-        Ok(Self::assemble(dim, ids, params, graph, reduced))
+        let (groups, distinct) = Groups::new(dim, ids, rows);
+        let (reduced, vectors) = Self::graph_rows(dim, distinct, projection);
+        let graph = Graph::read_links(r, graph_dim, vectors)?;
+        Ok(Self::assemble(dim, groups, params, graph, reduced))
     }
 
     /// Changes the query-time candidate list size (for recall/speed trade-off studies).
@@ -231,43 +246,34 @@ impl NeighbourIndex for HnswIndex {
     }
 
     fn len(&self) -> usize {
-        self.ids.len()
+        self.groups.tracks()
     }
 
     fn search(&self, query: &[f32], k: usize, exclude: &HashSet<u32>) -> Vec<Neighbour> {
-        if k == 0 || self.ids.is_empty() {
+        if k == 0 || self.groups.nodes() == 0 {
             return Vec::new();
         }
-        let mut q = query.to_vec();
-        l2_normalize(&mut q);
+        // Nodes, not tracks: each found node holds at least one allowed track, so `ef >= k`
+        // nodes always expand to k tracks when the catalogue has them.
         let ef = self.ef_search.load(Ordering::Relaxed).max(k);
-        let allowed = |node: u32| !exclude.contains(&self.ids[node as usize]);
+        let allowed = |node: u32| self.groups.allowed(node, exclude);
         match &self.reduced {
-            None => self
-                .graph
-                .search(&q, ef, &allowed)
-                .into_iter()
-                .take(k)
-                .map(|s| Neighbour {
-                    id: self.ids[s.node as usize],
-                    score: s.sim,
-                })
-                .collect(),
+            None => {
+                let found = self.graph.search(query, ef, &allowed);
+                let found = found.into_iter().map(|s| (s.node, s.sim));
+                self.groups.expand(found, k, exclude)
+            }
             // Every candidate of the beam is re-ranked: the reduced space's order is only
             // approximately the full one's.
             Some(r) => {
-                let mut scored: Vec<Neighbour> = self
+                let mut found: Vec<(u32, f32)> = self
                     .graph
-                    .search(&r.graph_vector(&q), ef, &allowed)
+                    .search(&r.graph_vector(query), ef, &allowed)
                     .into_iter()
-                    .map(|s| Neighbour {
-                        id: self.ids[s.node as usize],
-                        score: r.exact_score(&q, s.node),
-                    })
+                    .map(|s| (s.node, r.exact_score(query, s.node)))
                     .collect();
-                scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-                scored.truncate(k);
-                scored
+                found.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                self.groups.expand(found, k, exclude)
             }
         }
     }
@@ -276,7 +282,7 @@ impl NeighbourIndex for HnswIndex {
 /// A name for a graph that changes whenever its rows, ids or build parameters do.
 fn fingerprint(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> String {
     // The graph's format and build are part of what it is: bump when either changes.
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     let mut h = rustc_hash::FxHasher::default();
     (VERSION, dim, ids, params.m, params.ef_construction).hash(&mut h);
     params.graph_dim(dim).hash(&mut h);
@@ -325,7 +331,7 @@ mod tests {
             search_dim: 8,
         };
         let dir = tempfile::tempdir().unwrap();
-        let index = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
+        let index = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
         assert_eq!(index.graph_dim(), 8);
         let exact = ExactIndex::new(dim, ids.clone(), rows.clone());
         let exclude: HashSet<u32> = ids.iter().copied().step_by(5).collect();
@@ -347,7 +353,7 @@ mod tests {
         }
         assert!(hits * 100 >= queries.len() * 10 * 95, "recall {hits}");
 
-        let reloaded = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
+        let reloaded = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
         let file = std::fs::read_dir(dir.path())
             .unwrap()
             .next()
@@ -361,7 +367,7 @@ mod tests {
             );
         }
         std::fs::write(&file, b"not a graph").unwrap();
-        let rebuilt = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
+        let rebuilt = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
         for q in &queries {
             assert_eq!(
                 index.search(q, 10, &exclude),
@@ -371,6 +377,124 @@ mod tests {
         assert!(
             std::fs::metadata(&file).unwrap().len() > 100,
             "the rebuilt index is saved again"
+        );
+    }
+
+    /// Building twice from the same rows writes byte-identical files (same name, same
+    /// bytes); the file cut short anywhere is refused with `InvalidData` or an early end
+    /// (never a panic or an allocation the file cannot back).
+    #[test]
+    fn builds_are_byte_identical_and_truncation_is_refused() {
+        let (n, dim) = (1_500, 24);
+        let mut rng = StdRng::seed_from_u64(21);
+        let mut rows: Vec<f32> = (0..n * dim).map(|_| rng.sample(StandardNormal)).collect();
+        rows.chunks_exact_mut(dim).for_each(l2_normalize);
+        // Every fifth row repeats the one before: duplicates are part of what is saved.
+        for i in (5..n).step_by(5) {
+            rows.copy_within((i - 1) * dim..i * dim, i * dim);
+        }
+        let ids: Vec<u32> = (0..n as u32).rev().collect();
+        let params = HnswParams {
+            m: 8,
+            ef_construction: 64,
+            ef_search: 64,
+            search_dim: 8,
+        };
+        let files: Vec<(String, Vec<u8>)> = (0..2)
+            .map(|_| {
+                let dir = tempfile::tempdir().unwrap();
+                HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+                let file = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .next()
+                    .unwrap()
+                    .unwrap();
+                let bytes = std::fs::read(file.path()).unwrap();
+                (file.file_name().into_string().unwrap(), bytes)
+            })
+            .collect();
+        assert_eq!(files[0].0, files[1].0);
+        assert!(files[0].1 == files[1].1, "byte-identical graph files");
+        let bytes = &files[0].1;
+        for cut in [
+            0,
+            4,
+            8,
+            100,
+            bytes.len() / 3,
+            bytes.len() - 4,
+            bytes.len() - 1,
+        ] {
+            let mut r = LeReader::new(&bytes[..cut], cut as u64);
+            let err = HnswIndex::read(&mut r, dim, &ids, &rows, params).err();
+            let err = err.unwrap_or_else(|| panic!("cut at {cut} accepted"));
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::InvalidData,
+                "cut at {cut}: {err}"
+            );
+        }
+        let mut r = LeReader::new(bytes.as_slice(), bytes.len() as u64);
+        assert!(HnswIndex::read(&mut r, dim, &ids, &rows, params).is_ok());
+    }
+
+    /// Why the graph is built over distinct vectors: on 20,000 tracks sharing 400 8-d
+    /// vectors (skewed, as metadata or genre-flag embeddings are), a graph over every row
+    /// returns a k-th score far below the exact one, while the same graph over the
+    /// distinct vectors matches it. The failure this guards against, reproduced.
+    #[test]
+    fn a_graph_over_repeated_rows_fails_where_the_grouped_one_does_not() {
+        let (n, distinct, dim, k) = (20_000, 400, 8, 50);
+        let mut rng = StdRng::seed_from_u64(13);
+        let bases: Vec<f32> = {
+            let mut b: Vec<f32> = (0..distinct * dim)
+                .map(|_| rng.sample(StandardNormal))
+                .collect();
+            b.chunks_exact_mut(dim).for_each(l2_normalize);
+            b
+        };
+        let mut rows = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            // Vector j with probability about 1/(j+1): a few vectors carry most tracks.
+            let j = ((distinct as f64).powf(rng.random::<f64>()) as usize - 1).min(distinct - 1);
+            rows.extend_from_slice(&bases[j * dim..(j + 1) * dim]);
+        }
+        let ids: Vec<u32> = (0..n as u32).collect();
+        let params = HnswParams {
+            m: 12,
+            ef_construction: 100,
+            ef_search: 100,
+            search_dim: 0,
+        };
+        let grouped = HnswIndex::build(dim, &ids, &rows, params);
+        let raw = Graph::build(dim, rows.clone(), params.m, params.ef_construction);
+        let exact = ExactIndex::new(dim, ids.clone(), rows.clone());
+        let (mut raw_gap, mut grouped_gap) = (0f32, 0f32);
+        let queries = 100;
+        for _ in 0..queries {
+            let mut q = vec![0f32; dim];
+            let mut exclude = HashSet::new();
+            for _ in 0..40 {
+                let i = rng.random_range(0..n);
+                q.iter_mut()
+                    .zip(&rows[i * dim..(i + 1) * dim])
+                    .for_each(|(a, b)| *a += b);
+                exclude.insert(i as u32);
+            }
+            l2_normalize(&mut q);
+            let want = exact.search(&q, k, &exclude)[k - 1].score;
+            let found = raw.search(&q, params.ef_search, &|node| !exclude.contains(&node));
+            raw_gap += want - found.get(k - 1).map_or(-1.0, |s| s.sim);
+            grouped_gap += want - grouped.search(&q, k, &exclude)[k - 1].score;
+        }
+        let (raw_gap, grouped_gap) = (raw_gap / queries as f32, grouped_gap / queries as f32);
+        assert!(
+            grouped_gap < 1e-3,
+            "grouped graph: mean k-th gap {grouped_gap}"
+        );
+        assert!(
+            raw_gap > 0.01,
+            "graph over repeated rows: mean k-th gap {raw_gap}"
         );
     }
 }

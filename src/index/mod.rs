@@ -2,16 +2,22 @@
 //!
 //! Two implementations of one interface: [`hnsw::HnswIndex`] (approximate, fast) and
 //! [`exact::ExactIndex`] (a full scan, the reference the HNSW index is measured against).
+//! [`IndexKind::Auto`] picks between them by [`choose`].
 
+mod choose;
+pub mod distinct;
 pub mod exact;
 mod graph;
 pub mod hnsw;
+pub mod live;
 pub mod projection;
 
 use std::collections::HashSet;
 
+pub use choose::choose;
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
+pub use live::{LiveError, LiveIndex};
 
 /// A neighbour: the item's external id (a track index) and its cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,9 +40,14 @@ pub struct Neighbour {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum IndexKind {
+    /// Approximate: a navigable small-world graph.
     #[default]
     Hnsw,
+    /// A full scan: the true answer.
     Exact,
+    /// The exact scan where it costs no more than the graph would, HNSW otherwise
+    /// (the rule: [`choose`]).
+    Auto,
 }
 
 /// Top-k search by cosine similarity over a fixed set of items.
@@ -51,11 +62,34 @@ pub trait NeighbourIndex: Send + Sync {
         self.len() == 0
     }
     fn search(&self, query: &[f32], k: usize, exclude: &HashSet<u32>) -> Vec<Neighbour>;
+
+    /// [`NeighbourIndex::search`] for many queries: `queries` holds one query of
+    /// [`NeighbourIndex::dim`] values per entry of `excludes`, row-major. The default
+    /// searches them in parallel; the exact scan scores them as blocked matrix products.
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        excludes: &[&HashSet<u32>],
+    ) -> Vec<Vec<Neighbour>> {
+        use rayon::prelude::*;
+        assert_eq!(
+            queries.len(),
+            excludes.len() * self.dim(),
+            "one query per exclusion set"
+        );
+        queries
+            .par_chunks_exact(self.dim().max(1))
+            .zip(excludes)
+            .map(|(q, ex)| self.search(q, k, ex))
+            .collect()
+    }
 }
 
 /// Builds an index of `kind` over the given items, reading each item's normalised row.
 /// With a `cache` folder an HNSW graph is reloaded from there when it was built for the
-/// same rows and parameters, and saved there otherwise.
+/// same rows and parameters, and saved there otherwise. `Auto` is resolved by [`choose`]
+/// and the choice logged.
 pub fn build<'a>(
     kind: IndexKind,
     dim: usize,
@@ -64,10 +98,21 @@ pub fn build<'a>(
     params: HnswParams,
     cache: Option<&std::path::Path>,
 ) -> Box<dyn NeighbourIndex> {
-    let rows: Vec<f32> = ids.iter().flat_map(|&id| row(id).iter().copied()).collect();
+    let mut rows = Vec::with_capacity(ids.len() * dim);
+    ids.iter().for_each(|&id| rows.extend_from_slice(row(id)));
+    let kind = match kind {
+        IndexKind::Auto => {
+            let (kind, why) = choose(ids.len(), dim, params);
+            tracing::info!(index = ?kind, items = ids.len(), dim, reason = %why, "index kind chosen");
+            kind
+        }
+        kind => kind,
+    };
     match (kind, cache) {
-        (IndexKind::Exact, _) => Box::new(ExactIndex::new(dim, ids.to_vec(), rows)),
-        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, rows, params)),
-        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, rows, params)),
+        (IndexKind::Exact | IndexKind::Auto, _) => {
+            Box::new(ExactIndex::new(dim, ids.to_vec(), rows))
+        }
+        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, &rows, params)),
+        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, &rows, params)),
     }
 }

@@ -3,6 +3,7 @@
 //! crate links once and the small demo dataset is generated once per run.
 
 mod architecture;
+mod duplicates;
 mod experiment;
 mod helpers;
 mod import_errors;
