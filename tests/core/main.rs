@@ -11,3 +11,4 @@ mod knn;
 mod npy;
 mod plays;
 mod split;
+mod split_dates;
