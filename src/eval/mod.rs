@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod report;
 pub mod runs;
 pub mod stats;
+pub mod stored;
 
 use std::time::Instant;
 

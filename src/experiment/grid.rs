@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 
 use super::ExperimentConfig;
 use super::cell::{CellContext, CellOutcome, run_cell};
-use super::load::{CellResult, Header};
+use crate::eval::stored::{CellResult, Header};
 use super::manifest::{embedding_entry, manifest};
 use super::plan::{CellSpec, Sizes, cells, estimate};
 use crate::dataset::{Dataset, Split};

@@ -8,16 +8,16 @@
 //! - [`plan`]: the cells and their estimated time;
 //! - [`cell`]: training and evaluating one cell;
 //! - [`grid`]: running the grid, resuming what an interruption left;
-//! - [`manifest`]: what produced it;
-//! - [`load`]: the report from the database alone.
+//! - [`manifest`]: what produced it.
+//!
+//! The report is read back from the database by `crate::eval::stored`.
 
 pub mod cell;
 pub mod config;
 pub mod grid;
-pub mod load;
 pub mod manifest;
 pub mod plan;
 
 pub use config::ExperimentConfig;
 pub use grid::{GridObserver, run_grid};
-pub use load::load_report;
+pub use crate::eval::stored::load_report;

@@ -1,5 +1,6 @@
-//! An experiment's report from the database alone: its header and every finished cell
-//! with the per-user metrics of its two evaluation runs.
+//! Experiments as the store keeps them, and their report from the database alone: the
+//! header and every finished cell with the per-user metrics of its two evaluation runs.
+//! The grid runner (`crate::experiment`) writes these; the CLI and the API read them.
 
 use std::collections::BTreeMap;
 
