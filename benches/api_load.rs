@@ -167,6 +167,8 @@ fn main() -> anyhow::Result<()> {
         ef_search: HnswParams::default().ef_search,
         search_dim: HnswParams::default().search_dim,
         remembered_users: 20_000,
+        job_stale_after: 30,
+        shutdown_grace: 10,
         device: "cpu".into(),
     };
     let started = Instant::now();

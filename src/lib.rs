@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod embeddings;
 pub mod eval;
 pub mod index;
+pub mod jobs;
 pub mod recommend;
 pub mod simd;
 pub mod store;

@@ -2,8 +2,13 @@
 //! SQLite and against Postgres (`TEST_DATABASE_URL`).
 
 mod auth;
+mod cluster;
 mod errors;
 mod evaluations;
 mod helpers;
+mod jobs;
 mod openapi;
+mod outage;
+mod process;
+mod replicas;
 mod round_trip;
