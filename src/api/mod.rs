@@ -5,7 +5,7 @@
 mod auth;
 mod availability;
 pub mod error;
-pub mod eval_jobs;
+mod eval_jobs;
 mod evaluations;
 mod extract;
 mod health;
