@@ -17,6 +17,10 @@
 //!
 //! The server and this load generator share the machine (2 cores here): the figures are
 //! a lower bound on what the server does alone. Run with `cargo bench --bench api_load`.
+//!
+//! `AUDIOREC_BENCH_REPLICAS=1 cargo bench --bench api_load` instead measures one against
+//! two replicas on a Postgres cluster of the bench's own, then the same service while that
+//! Postgres is stopped (see `replicas.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +80,14 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    phase_for(PHASE, rate, request).await
+}
+
+async fn phase_for<F, Fut>(length: Duration, rate: Option<f64>, request: F) -> Phase
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let request = Arc::new(request);
     let counter = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -97,7 +109,7 @@ where
                             (i, due)
                         }
                     };
-                    if due.duration_since(started) >= PHASE {
+                    if due.duration_since(started) >= length {
                         break;
                     }
                     if !request(i).await {
@@ -128,7 +140,37 @@ where
     }
 }
 
+#[path = "api_load/replicas.rs"]
+mod replicas;
+
+/// The service's settings for the bench: `BACKEND` only, HNSW, no API key.
+fn settings(database_url: String, data: PathBuf) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().expect("an address"),
+        database_url,
+        data,
+        demo_scale: Scale::Paper,
+        backends: vec![BACKEND.into()],
+        models: None,
+        api_key: None,
+        cors_origins: Vec::new(),
+        request_timeout: 30,
+        body_limit: 16 << 20,
+        sync_eval_users: 200,
+        index: IndexKind::Hnsw,
+        ef_search: HnswParams::default().ef_search,
+        search_dim: HnswParams::default().search_dim,
+        remembered_users: 20_000,
+        job_stale_after: 30,
+        shutdown_grace: 10,
+        device: "cpu".into(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("AUDIOREC_BENCH_REPLICAS").is_some() {
+        return replicas::run();
+    }
     let data =
         PathBuf::from(std::env::var("AUDIOREC_BENCH_DATA").unwrap_or_else(|_| "/tmp/paper".into()));
     if !data.exists() {
@@ -151,24 +193,7 @@ fn main() -> anyhow::Result<()> {
 
     let database = std::env::var("AUDIOREC_BENCH_DATABASE")
         .unwrap_or_else(|_| format!("sqlite://{}", data.join("bench.db").display()));
-    let settings = Settings {
-        bind: "127.0.0.1:0".parse()?,
-        database_url: database.clone(),
-        data: data.clone(),
-        demo_scale: Scale::Paper,
-        backends: vec![BACKEND.into()],
-        models: None,
-        api_key: None,
-        cors_origins: Vec::new(),
-        request_timeout: 30,
-        body_limit: 16 << 20,
-        sync_eval_users: 200,
-        index: IndexKind::Hnsw,
-        ef_search: HnswParams::default().ef_search,
-        search_dim: HnswParams::default().search_dim,
-        remembered_users: 20_000,
-        device: "cpu".into(),
-    };
+    let settings = settings(database.clone(), data.clone());
     let started = Instant::now();
     // The server gets a runtime of its own, as in production: sharing the load
     // generator's would let one delay the other's timers and count that as latency.

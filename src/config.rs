@@ -84,9 +84,19 @@ pub struct Settings {
     pub search_dim: usize,
     /// Stored users whose KNN user vector is kept between requests, per backend (0: off).
     /// Checked against the user's history, so a new listen is never answered stale;
-    /// memory is at most this × the embedding width × 4 bytes per backend.
+    /// memory is at most this × the embedding width × 4 bytes per backend. On the embedded
+    /// SQLite the same number of users' histories are kept too, within this × 1,200 bytes
+    /// (24 MB at the default). Both evict the least recently used user first.
     #[arg(long, env = "AUDIOREC_REMEMBERED_USERS", default_value_t = 20_000)]
     pub remembered_users: usize,
+    /// Seconds without a heartbeat after which a running job (a large evaluation) is
+    /// taken to have lost its process and is claimed again by any replica.
+    #[arg(long, env = "AUDIOREC_JOB_STALE_AFTER", default_value_t = 30)]
+    pub job_stale_after: u64,
+    /// On shutdown, seconds a running job may take to finish before it is handed back to
+    /// the queue for another process (the shutdown takes at most this plus a second).
+    #[arg(long, env = "AUDIOREC_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
 }
 
 impl Settings {

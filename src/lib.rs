@@ -13,6 +13,7 @@ pub mod eval;
 pub mod experiment;
 pub mod index;
 pub mod io;
+pub mod jobs;
 pub mod model;
 pub mod recommend;
 pub mod simd;

@@ -37,6 +37,13 @@ pub enum ApiError {
     /// The body is not JSON, or not the JSON this endpoint takes.
     #[error("{0}")]
     MalformedBody(String),
+    /// A query or path parameter the service cannot take at all (an offset past the
+    /// end of the integer range, a path segment that is not UTF-8).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No route matches the path.
+    #[error("no endpoint `{0}`; see /docs")]
+    NoSuchEndpoint(String),
     /// Well-formed but invalid: a value out of range, an empty history, …
     #[error("{0}")]
     Invalid(String),
@@ -46,6 +53,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Conflict(String),
+    /// A stored user without listens: valid, but there is nothing to recommend from yet.
+    #[error("user `{0}` has no listens yet: append some first")]
+    NoListens(String),
     #[error("the database is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -71,6 +81,12 @@ impl ApiError {
                 "malformed-body",
                 "Malformed request body",
             ),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::NoSuchEndpoint(_) => (
+                StatusCode::NOT_FOUND,
+                "no-such-endpoint",
+                "No such endpoint",
+            ),
             ApiError::Invalid(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-request",
@@ -83,6 +99,7 @@ impl ApiError {
             ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::NoListens(_) => (StatusCode::CONFLICT, "no-listens", "User has no listens"),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -116,6 +133,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(self, ApiError::Unavailable(_)) {
+            response
+                .extensions_mut()
+                .insert(super::availability::DatabaseUnavailable);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -128,7 +150,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => ApiError::Unavailable(e),
+            StoreError::Unavailable(_) | StoreError::Down => ApiError::Unavailable(e),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Database(_) | StoreError::Migration(_) | StoreError::Corrupt(_) => {
                 ApiError::Internal(e.to_string())

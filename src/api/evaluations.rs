@@ -20,15 +20,33 @@ use crate::store::{NewRun, RunRecord, RunStatus, UserMetricRecord};
 /// Users per evaluation request, at most.
 pub const MAX_USERS: usize = 100_000;
 
+/// A test user: a stored user, whose listens are the history, or an inline history.
 #[derive(Deserialize, ToSchema)]
-pub struct TestUser {
-    /// A stored user: their listens are the history. Give this or `history`.
+#[serde(untagged)]
+pub enum TestUser {
+    Stored(StoredTestUser),
+    Session(SessionTestUser),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoredTestUser {
+    /// A stored user: their listens are the history.
     #[schema(example = "listener-42")]
-    pub user_id: Option<String>,
-    /// An inline history of track ids, oldest first. Give this or `user_id`.
-    pub history: Option<Vec<String>>,
+    pub user_id: String,
     /// The tracks the recommender should find (non-empty).
-    #[schema(example = json!(["0009fFIM1eYThaPg"]))]
+    #[schema(example = json!(["0009fFIM1eYThaPg"]), min_items = 1)]
+    pub held_out: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionTestUser {
+    /// An inline history of track ids, oldest first.
+    #[schema(example = json!(["00BmGzbCUfwNHx0b"]))]
+    pub history: Vec<String>,
+    /// The tracks the recommender should find (non-empty).
+    #[schema(example = json!(["0009fFIM1eYThaPg"]), min_items = 1)]
     pub held_out: Vec<String>,
 }
 
@@ -42,8 +60,11 @@ pub struct NewEvaluation {
     /// Embedding backend (default: the first served).
     pub backend: Option<String>,
     /// Cut-off of the metrics (1–1000, default 50).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::integer::optional")]
     pub k: Option<usize>,
     /// 1 to 100,000 test users.
+    #[schema(min_items = 1, max_items = 100_000)]
     pub users: Vec<TestUser>,
 }
 
@@ -139,27 +160,28 @@ fn resolve(state: &AppState, users: &[TestUser]) -> Result<Vec<RunCase>, ApiErro
         .iter()
         .enumerate()
         .map(|(i, u)| {
-            if u.held_out.is_empty() {
+            let held_out = match u {
+                TestUser::Stored(s) => &s.held_out,
+                TestUser::Session(s) => &s.held_out,
+            };
+            if held_out.is_empty() {
                 return Err(ApiError::Invalid(format!("users[{i}].held_out is empty")));
             }
-            let held_out = tracks(&u.held_out, format!("users[{i}].held_out"))?;
-            match (&u.user_id, &u.history) {
-                (Some(id), None) => Ok(RunCase {
-                    label: id.clone(),
+            let held_out = tracks(held_out, format!("users[{i}].held_out"))?;
+            Ok(match u {
+                TestUser::Stored(s) => RunCase {
+                    label: s.user_id.clone(),
                     stored: true,
                     history: Vec::new(),
                     held_out,
-                }),
-                (None, Some(h)) => Ok(RunCase {
+                },
+                TestUser::Session(s) => RunCase {
                     label: format!("session-{i}"),
                     stored: false,
-                    history: tracks(h, format!("users[{i}].history"))?,
+                    history: tracks(&s.history, format!("users[{i}].history"))?,
                     held_out,
-                }),
-                _ => Err(ApiError::Invalid(format!(
-                    "users[{i}]: give exactly one of user_id and history"
-                ))),
-            }
+                },
+            })
         })
         .collect()
 }
@@ -223,15 +245,11 @@ pub async fn create(
         )
             .into_response());
     }
-    let background = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = runs::execute(&background.store, &run.id, recommender, cases, k).await {
-            tracing::error!(run = %run.id, error = %e, "evaluation failed");
-            if let Err(e) = background.store.fail_run(&run.id, &e.to_string()).await {
-                tracing::error!(run = %run.id, error = %e, "could not record the failure");
-            }
-        }
-    });
+    let names = (run.model.as_str(), run.backend.as_str());
+    if let Err(e) = super::eval_jobs::enqueue(&state, &run.id, names, k, cases).await {
+        state.store.fail_run(&run.id, &e.to_string()).await?;
+        return Err(e);
+    }
     Ok((
         StatusCode::ACCEPTED,
         location,

@@ -37,7 +37,7 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::Invalid(r.body_text())
+        ApiError::BadRequest(r.body_text())
     }
 }
 

@@ -39,12 +39,13 @@ pub struct Readiness {
     pub models: Vec<String>,
 }
 
-/// Readiness: the database answers and models are loaded.
+/// Readiness: the database answers (a round trip within half a second) and models are
+/// loaded. Not ready while the database is down; ready again when it returns.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, description = "Ready to serve", body = Readiness),
               (status = 503, description = "The database is unreachable", body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let database_ok = state.store.ping().await.is_ok();
+    let database_ok = state.database.check().await;
     let models: Vec<String> = state
         .registry
         .models()

@@ -3,10 +3,13 @@
 //! core; the work itself is done by `recommend`, `eval` and `store`.
 
 mod auth;
+mod availability;
 pub mod error;
+mod eval_jobs;
 mod evaluations;
 mod extract;
 mod health;
+mod integer;
 pub mod openapi;
 mod recommendations;
 pub mod startup;
@@ -43,13 +46,17 @@ pub struct AppState {
     pub store: Store,
     pub registry: Arc<Registry>,
     pub telemetry: Arc<telemetry::Telemetry>,
+    /// Whether the database is up: routes that need it answer 503 at once while not.
+    database: Arc<availability::Availability>,
     api_key: Option<Arc<str>>,
     sync_eval_users: usize,
 }
 
 impl AppState {
+    /// Must be called within a Tokio runtime: it starts the database probe.
     pub fn new(store: Store, registry: Registry, settings: &Settings) -> Self {
         Self {
+            database: availability::Availability::start(store.clone()),
             store: store.remember_histories(settings.remembered_users),
             registry: Arc::new(registry),
             telemetry: Arc::default(),
@@ -125,34 +132,50 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/evaluations", post(evaluations::create))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
+            availability::require_database,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
             auth::require_key,
         ));
-    let reads = Router::new()
+    // Served from memory: they keep answering while the database is down.
+    let memory = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/v1/models", get(recommendations::models))
         .route("/v1/tracks/{track_id}", get(tracks::get))
         .route("/v1/tracks/{track_id}/similar", get(tracks::similar))
+        .route("/v1/recommendations", post(recommendations::for_history));
+    let reads = Router::new()
         .route("/v1/users/{user_id}", get(users::get))
         .route("/v1/users/{user_id}/listens", get(users::list_listens))
         .route(
             "/v1/users/{user_id}/recommendations",
             get(recommendations::for_user),
         )
-        .route("/v1/recommendations", post(recommendations::for_history))
         .route("/v1/evaluations", get(evaluations::list))
         .route("/v1/evaluations/{run_id}", get(evaluations::get))
         .route(
             "/v1/evaluations/{run_id}/compare/{other_id}",
             get(evaluations::compare),
-        );
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            availability::require_database,
+        ));
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(writes)
+        .merge(memory)
         .merge(reads)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
-        .fallback(|| async { ApiError::Invalid("no such endpoint; see /docs".into()) })
+        .merge(SwaggerUi::new("/docs").url(
+            "/openapi.json",
+            openapi::document_for(settings.api_key.is_some()),
+        ))
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::NoSuchEndpoint(uri.path().to_string())
+        })
         .layer(middleware::from_fn_with_state(state.clone(), telemetry::track))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(TimeoutLayer::with_status_code(

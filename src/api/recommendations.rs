@@ -49,7 +49,7 @@ pub struct RecommendParams {
     #[param(example = "musicnn")]
     pub backend: Option<String>,
     /// How many tracks (1–1000, default 50).
-    #[param(example = 50)]
+    #[param(example = 50, minimum = 1, maximum = 1000)]
     pub k: Option<usize>,
 }
 
@@ -115,7 +115,8 @@ async fn recommend(
     params(("user_id" = String, Path, description = "User id"), RecommendParams),
     responses((status = 200, description = "Recommended tracks, best first", body = Recommendations),
               (status = 404, description = "Unknown user, model or backend", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "k out of range, or the user has no listens yet", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "The user has no listens yet: nothing to recommend from", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "k out of range", body = Problem, content_type = "application/problem+json")))]
 pub async fn for_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -125,8 +126,12 @@ pub async fn for_user(
     let backend = params.backend.unwrap_or_else(|| state.default_backend());
     let recommender = state.recommender(params.model.as_deref().unwrap_or("knn"), &backend)?;
     let history = state.store.history(&user_id).await?;
-    if history.is_empty() && !state.store.user_exists(&user_id).await? {
-        return Err(ApiError::UnknownUser(user_id));
+    if history.is_empty() {
+        return Err(if state.store.user_exists(&user_id).await? {
+            ApiError::NoListens(user_id)
+        } else {
+            ApiError::UnknownUser(user_id)
+        });
     }
     Ok(Json(
         recommend(&state, recommender, Some(user_id), history, k).await?,
@@ -136,13 +141,16 @@ pub async fn for_user(
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"history": ["0009fFIM1eYThaPg", "00BmGzbCUfwNHx0b"], "model": "knn", "backend": "musicnn", "k": 10}))]
 pub struct HistoryRequest {
-    /// Track ids listened to, oldest first.
+    /// Track ids listened to, oldest first (at least one).
+    #[schema(min_items = 1)]
     pub history: Vec<String>,
     /// `knn`, `shallow` or `bert4rec` (default `knn`).
     pub model: Option<String>,
     /// Embedding backend (default: the first served).
     pub backend: Option<String>,
     /// How many tracks (1–1000, default 50).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::integer::optional")]
     pub k: Option<usize>,
 }
 

@@ -1,16 +1,19 @@
 //! Building the service from settings and running it: demo data when there is no
 //! dataset, the catalog imported into an empty database, KNN indexes per backend, then
-//! axum on a bound socket with graceful shutdown.
+//! axum on a bound socket with graceful shutdown, and the job worker beside it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::{AppState, router};
 use crate::config::Settings;
 use crate::dataset::demo::{self, Scale};
 use crate::dataset::{Dataset, Layout, MissingTracks};
+use crate::jobs::{self, Worker, WorkerConfig};
 use crate::recommend::registry::Registry;
 use crate::store::Store;
 
@@ -19,6 +22,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: Store,
+    worker: Worker,
 }
 
 impl Application {
@@ -26,6 +30,15 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let state = load_state(settings).await?;
         let store = state.store.clone();
+        let worker = Worker::new(
+            store.clone(),
+            WorkerConfig {
+                poll: Duration::from_millis(500),
+                stale_after: Duration::from_secs(settings.job_stale_after.max(1)),
+                shutdown_grace: Duration::from_secs(settings.shutdown_grace),
+            },
+        )
+        .handle(jobs::EVALUATION, super::eval_jobs::handler(state.clone()));
         let router = router(state, settings);
         let listener = TcpListener::bind(settings.bind)
             .await
@@ -34,6 +47,7 @@ impl Application {
             listener,
             router,
             store,
+            worker,
         })
     }
 
@@ -52,17 +66,27 @@ impl Application {
         self.address().port()
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves and works jobs until `shutdown` resolves; then finishes in-flight requests,
+    /// stops claiming jobs and lets the running one finish within the shutdown grace
+    /// (else hands it back to the queue).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let (stop, stopped) = watch::channel(false);
+        let worker = self.worker.spawn(stopped);
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
             .await
-            .context("server error")?;
+            .context("server error");
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "the job worker panicked");
+        }
         self.store.close().await;
-        Ok(())
+        served
     }
 }
 

@@ -60,8 +60,8 @@ pub struct SimilarParams {
     /// Backend whose embeddings define similarity; the first served backend by default.
     #[param(example = "musicnn")]
     pub backend: Option<String>,
-    /// How many tracks (1–1000).
-    #[param(example = 10)]
+    /// How many tracks (1–1000, default 10).
+    #[param(example = 10, minimum = 1, maximum = 1000)]
     pub k: Option<usize>,
 }
 

@@ -18,7 +18,12 @@ pub const MAX_LISTENS: usize = 100_000;
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"user_id": "listener-42"}))]
 pub struct NewUser {
-    /// Any non-empty id of up to 256 characters, chosen by the client.
+    /// Any id of 1 to 256 characters without control characters, chosen by the client.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub user_id: String,
 }
 
@@ -48,13 +53,29 @@ impl From<UserRecord> for User {
     }
 }
 
+/// User ids: 1 to 256 characters (not bytes), none of them a control character, so an
+/// id is printable in logs and always fits a `Location` header once percent-encoded.
 fn check_user_id(id: &str) -> Result<(), ApiError> {
-    if id.trim().is_empty() || id.len() > 256 {
+    let chars = id.chars().count();
+    if !(1..=256).contains(&chars) || id.chars().any(char::is_control) {
         return Err(ApiError::Invalid(
-            "user_id must be 1 to 256 characters".into(),
+            "user_id must be 1 to 256 characters, none of them a control character".into(),
         ));
     }
     Ok(())
+}
+
+/// `id` as one URL path segment: everything but unreserved ASCII percent-encoded as UTF-8.
+fn path_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Creates a user. Requires the API key when one is configured.
@@ -70,7 +91,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     check_user_id(&body.user_id)?;
     let user = state.store.create_user(&body.user_id).await?;
-    let location = format!("/v1/users/{}", user.user_id);
+    let location = format!("/v1/users/{}", path_segment(&user.user_id));
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -102,13 +123,15 @@ pub struct Listen {
     /// When it was played, Unix seconds. With the user and track it identifies the
     /// listen: sending the same listen again does not count it twice.
     #[schema(example = 1764100000)]
+    #[serde(deserialize_with = "super::integer::required")]
     pub timestamp: i64,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"listens": [{"track_id": "0009fFIM1eYThaPg", "timestamp": 1764100000}]}))]
 pub struct NewListens {
-    /// Up to 100,000 listens.
+    /// 1 to 100,000 listens.
+    #[schema(min_items = 1, max_items = 100_000)]
     pub listens: Vec<Listen>,
 }
 
@@ -166,14 +189,19 @@ pub async fn append_listens(
     }))
 }
 
+/// Entries per page, at most.
+pub const MAX_LIMIT: i64 = 1000;
+/// The largest offset: the end of a page (offset + limit) still fits a 64-bit integer.
+pub const MAX_OFFSET: i64 = i64::MAX - MAX_LIMIT;
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Entries per page (1–1000, default 100).
-    #[param(example = 100)]
+    #[param(example = 100, minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Entries to skip.
-    #[param(example = 0)]
+    /// Entries to skip (0 to 2^63 − 1001; larger offsets are answered 400).
+    #[param(example = 0, minimum = 0, maximum = 9_223_372_036_854_774_807_i64)]
     pub offset: Option<i64>,
 }
 
@@ -181,7 +209,12 @@ impl Page {
     pub fn resolve(&self) -> Result<(i64, i64), ApiError> {
         let limit = self.limit.unwrap_or(100);
         let offset = self.offset.unwrap_or(0);
-        if !(1..=1000).contains(&limit) || offset < 0 {
+        if offset > MAX_OFFSET {
+            return Err(ApiError::BadRequest(format!(
+                "offset must be at most {MAX_OFFSET}, got {offset}"
+            )));
+        }
+        if !(1..=MAX_LIMIT).contains(&limit) || offset < 0 {
             return Err(ApiError::Invalid(
                 "limit must be 1 to 1000 and offset non-negative".into(),
             ));

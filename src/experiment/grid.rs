@@ -14,13 +14,13 @@ use tokio::runtime::Handle;
 
 use super::ExperimentConfig;
 use super::cell::{CellContext, CellOutcome, run_cell};
-use crate::eval::stored::{CellResult, Header};
 use super::manifest::{embedding_entry, manifest};
 use super::plan::{CellSpec, Sizes, cells, estimate};
 use crate::dataset::{Dataset, Split};
 use crate::embeddings::Embeddings;
 use crate::eval::Evaluation;
 use crate::eval::report::{BackendInfo, Variant};
+use crate::eval::stored::{CellResult, Header};
 use crate::store::{CellRecord, NewRun, Store, UserMetricRecord};
 use crate::train::fit::FitObserver;
 

@@ -18,6 +18,6 @@ pub mod grid;
 pub mod manifest;
 pub mod plan;
 
+pub use crate::eval::stored::load_report;
 pub use config::ExperimentConfig;
 pub use grid::{GridObserver, run_grid};
-pub use crate::eval::stored::load_report;

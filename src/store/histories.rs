@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex};
 use super::StoreError;
 use crate::bounded::BoundedMap;
 
+/// The byte ceiling per remembered user: 300 tracks of 4 bytes on average, so a few long
+/// histories cannot hold more memory than `capacity` typical ones.
+pub const HISTORY_BYTES_PER_USER: usize = 1_200;
+
 /// `None` with Postgres or a capacity of 0: every read goes to the database.
 pub(super) struct Histories(Option<Mutex<Inner>>);
 
@@ -35,7 +39,7 @@ impl Histories {
         Self((capacity > 0).then(|| {
             Mutex::new(Inner {
                 generation: 0,
-                map: BoundedMap::new(capacity),
+                map: BoundedMap::with_ceiling(capacity, capacity * HISTORY_BYTES_PER_USER),
             })
         }))
     }
@@ -51,7 +55,7 @@ impl Histories {
         };
         let lock = || inner.lock().expect("history cache lock");
         let generation = {
-            let inner = lock();
+            let mut inner = lock();
             if let Some(h) = inner.map.get(user) {
                 return Ok(h.clone());
             }
@@ -60,7 +64,8 @@ impl Histories {
         let history: Arc<[u32]> = load.await?.into();
         let mut inner = lock();
         if inner.generation == generation && !history.is_empty() {
-            inner.map.insert(user, history.clone());
+            let bytes = history.len() * 4 + user.len();
+            inner.map.insert_weighted(user, history.clone(), bytes);
         }
         Ok(history)
     }

@@ -8,6 +8,7 @@
 mod bulk;
 mod experiments;
 mod histories;
+mod jobs;
 mod runs;
 mod users;
 
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 };
 
 pub use experiments::{CellRecord, ExperimentRecord};
+pub use jobs::{ClaimedJob, JobRecord, JobStatus, NewJob};
 pub use runs::{NewRun, RunRecord, RunStatus, UserMetricRecord};
 pub use users::{AppendOutcome, PlayRecord, UserRecord};
 
@@ -40,6 +42,9 @@ pub enum StoreError {
     /// unavailable, not broken.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The service's health probe found the database down; nothing was tried.
+    #[error("database unavailable (health check failed)")]
+    Down,
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -56,11 +61,26 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unavailable(&c)) => {
+                StoreError::Unavailable(e)
+            }
             e => StoreError::Database(e),
         }
     }
 }
+
+/// Postgres SQLSTATEs of a server going away rather than of a bad statement: connection
+/// exceptions (class 08) and operator intervention (57P01 admin shutdown, 57P02 crash
+/// shutdown, 57P03 cannot connect now).
+fn is_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// How long a request waits for a Postgres connection. Short, because a refused connection
+/// is retried until then: the availability flag answers the following requests at once.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection pool to one of the two supported databases.
 #[derive(Debug, Clone)]
@@ -87,7 +107,7 @@ impl Store {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await
                 .map_err(StoreError::Unavailable)?;
@@ -148,7 +168,7 @@ impl Store {
 }
 
 /// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

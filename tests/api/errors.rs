@@ -67,11 +67,11 @@ on_both_databases!(
                 "invalid-request",
             );
         }
-        // Bob exists but has no listens: a recommendation needs a history.
+        // Bob exists but has no listens: a valid request the user's state cannot serve.
         assert_problem(
             &app.get("/v1/users/bob/recommendations").await,
-            422,
-            "invalid-request",
+            409,
+            "no-listens",
         );
         assert_problem(
             &app.post("/v1/users", &json!({"user_id": "bob"})).await,

@@ -76,7 +76,8 @@ pub fn track_ids() -> Vec<String> {
         .collect()
 }
 
-async fn database_url(db: Db) -> String {
+/// A fresh database: a temp SQLite file or a new uuid-named Postgres database.
+pub async fn database_url(db: Db) -> String {
     match db {
         Db::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir").keep();
@@ -109,13 +110,20 @@ pub fn settings(database_url: String) -> Settings {
         ef_search: 100,
         search_dim: HnswParams::default().search_dim,
         remembered_users: 20_000,
+        job_stale_after: 30,
+        shutdown_grace: 10,
         device: "cpu".into(),
     }
 }
 
 /// Starts the service on a fresh database; `configure` adjusts the settings first.
 pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = settings(database_url(db).await);
+    spawn_app_on(database_url(db).await, configure).await
+}
+
+/// Starts the service on the database at `url`.
+pub async fn spawn_app_on(url: String, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings(url);
     configure(&mut settings);
     let app = Application::build(&settings)
         .await

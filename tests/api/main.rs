@@ -2,10 +2,15 @@
 //! SQLite and against Postgres (`TEST_DATABASE_URL`).
 
 mod auth;
+mod cluster;
 #[path = "../common/databases.rs"]
 mod databases;
 mod errors;
 mod evaluations;
 mod helpers;
+mod jobs;
 mod openapi;
+mod outage;
+mod process;
+mod replicas;
 mod round_trip;

@@ -1,0 +1,112 @@
+//! Failing fast while the database is down. Without this, every request that needs the
+//! database waits out the pool's acquire timeout (sqlx retries a refused connection until
+//! then) before answering 503, and piles up meanwhile.
+//!
+//! One flag per process says whether the database is up. It goes down when a request
+//! meets an unavailable database or a health probe fails; while it is down, routes that
+//! need the database answer 503 problem+json at once, requests already waiting on the
+//! database are answered 503 the moment it goes down, and a probe every
+//! [`PROBE_EVERY`] brings it back up when the database answers again, without a restart.
+//! Routes that need no database (anonymous-history recommendations, tracks, models) are
+//! not gated and keep being served.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::{Store, StoreError};
+
+/// How often the database is probed, up or down.
+pub const PROBE_EVERY: Duration = Duration::from_millis(250);
+/// How long a probe may take before it counts as a failure.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Marks a response as caused by an unavailable database (set by [`ApiError`]).
+#[derive(Clone, Copy)]
+pub struct DatabaseUnavailable;
+
+pub struct Availability {
+    store: Store,
+    up: watch::Sender<bool>,
+}
+
+impl Availability {
+    /// Starts up, with a background probe that lives as long as the returned handle.
+    pub fn start(store: Store) -> Arc<Self> {
+        let this = Arc::new(Self {
+            store,
+            up: watch::Sender::new(true),
+        });
+        tokio::spawn(probe(Arc::downgrade(&this)));
+        this
+    }
+
+    pub fn is_up(&self) -> bool {
+        *self.up.borrow()
+    }
+
+    fn set(&self, up: bool) {
+        let changed = self
+            .up
+            .send_if_modified(|now| std::mem::replace(now, up) != up);
+        if changed {
+            if up {
+                tracing::info!("the database answers again");
+            } else {
+                tracing::warn!("the database is unavailable: answering 503 until it returns");
+            }
+        }
+    }
+
+    /// One round trip within [`PROBE_TIMEOUT`]; updates the flag.
+    pub async fn check(&self) -> bool {
+        let ok = matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
+            Ok(Ok(()))
+        );
+        self.set(ok);
+        ok
+    }
+
+    /// Resolves when the flag goes down.
+    async fn went_down(&self) {
+        let mut rx = self.up.subscribe();
+        let _ = rx.wait_for(|up| !*up).await;
+    }
+}
+
+async fn probe(this: Weak<Availability>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let Some(this) = this.upgrade() else { return };
+        this.check().await;
+    }
+}
+
+/// Middleware for routes that need the database: 503 at once while it is down, 503 as
+/// soon as it goes down for requests already waiting, and the flag lowered by a request
+/// that met an unavailable database.
+pub async fn require_database(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let database = &state.database;
+    if !database.is_up() {
+        return ApiError::Unavailable(StoreError::Down).into_response();
+    }
+    let response = tokio::select! {
+        response = next.run(request) => response,
+        () = database.went_down() => return ApiError::Unavailable(StoreError::Down).into_response(),
+    };
+    if response.extensions().get::<DatabaseUnavailable>().is_some() {
+        database.set(false);
+    }
+    response
+}
