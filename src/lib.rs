@@ -5,12 +5,14 @@
 //! Data flows `dataset` → `embeddings` → `index` → `recommend` → `eval`.
 
 pub mod api;
+pub mod audio;
 pub mod bounded;
 pub mod config;
 pub mod dataset;
 pub mod embeddings;
 pub mod eval;
 pub mod index;
+pub mod model;
 pub mod recommend;
 pub mod simd;
 pub mod store;

@@ -2,9 +2,11 @@
 //! `.npy` format, the nearest-neighbour indexes and KNN on demo data. One binary, so the
 //! crate links once and the small demo dataset is generated once per run.
 
+mod audio;
 mod helpers;
 mod import_errors;
 mod knn;
+mod musicnn;
 mod npy;
 mod plays;
 mod split;
