@@ -1,6 +1,6 @@
 """Baseline for benches/embed.rs: the original musicnn extractor and librosa's MFCC on one file.
 
-    python scripts/embed_baseline.py AUDIO REPEATS
+    python scripts/embed_baseline.py AUDIO_16K AUDIO_22K REPEATS
 
 Prints one JSON line: seconds of audio embedded per second of wall time for each, single
 process. `extractor()` builds the TensorFlow graph and restores the weights on every call,
@@ -59,14 +59,13 @@ def mfcc(path, repeats):
 
 
 def main():
-    path, repeats = sys.argv[1], int(sys.argv[2])
-    seconds = librosa.get_duration(path=path)
-    audio = seconds * repeats
+    path16, path22, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    audio16 = librosa.get_duration(path=path16) * repeats
+    audio22 = librosa.get_duration(path=path22) * repeats
     result = {
-        "audio_s": seconds,
-        "musicnn_extractor": audio / musicnn_extractor(path, repeats),
-        "musicnn_warm_session": audio / musicnn_warm_session(path, repeats),
-        "mfcc_librosa": audio / mfcc(path, repeats),
+        "musicnn_extractor": audio16 / musicnn_extractor(path16, repeats),
+        "musicnn_warm_session": audio16 / musicnn_warm_session(path16, repeats),
+        "mfcc_librosa": audio22 / mfcc(path22, repeats),
     }
     print(json.dumps(result))
 

@@ -17,7 +17,7 @@
 //! statistics. Convolutions run as candle `conv1d`: a 2-D kernel that spans 7 frames is a
 //! 1-D convolution along frequency whose 7 input channels are the 7 shifted frames.
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::checkpoint::{CheckpointError, TensorBundle};
 
@@ -105,15 +105,21 @@ impl Layer {
         Ok(Self { weight, bias })
     }
 
-    /// `conv1d` with zero padding (`left`, `right`) along time, then the bias and a ReLU.
-    fn conv_relu(&self, x: &Tensor, left: usize, right: usize) -> candle_core::Result<Tensor> {
+    /// `conv1d` with zero padding (`left`, `right`) along time, no bias.
+    fn conv(&self, x: &Tensor, left: usize, right: usize) -> candle_core::Result<Tensor> {
         let x = if left + right > 0 {
             x.pad_with_zeros(2, left, right)?
         } else {
             x.clone()
         };
-        x.conv1d(&self.weight, 0, 1, 1, 1)?
-            .broadcast_add(&self.bias.reshape((1, (), 1))?)?
+        x.conv1d(&self.weight, 0, 1, 1, 1)
+    }
+
+    /// Adds the bias along `dim` (channels) and applies the ReLU.
+    fn bias_relu(&self, x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
+        let mut shape = vec![1; x.rank()];
+        shape[dim] = self.bias.dim(0)?;
+        x.broadcast_add(&self.bias.reshape(shape.as_slice())?)?
             .relu()
     }
 
@@ -126,6 +132,34 @@ impl Layer {
 struct Branch {
     conv: Layer,
     bn: BatchNorm,
+    /// 1 where the batch norm's scale is non-negative, else 0.
+    non_negative: Tensor,
+}
+
+impl Branch {
+    fn new(conv: Layer, bn: BatchNorm) -> candle_core::Result<Self> {
+        let non_negative = bn.scale.ge(0f32)?.to_dtype(bn.scale.dtype())?;
+        Ok(Self {
+            conv,
+            bn,
+            non_negative,
+        })
+    }
+
+    /// `max over pool_dim of BN(ReLU(y + bias))` for a convolution output `y` whose channels
+    /// are dimension 1 once `pool_dim` is gone, computed on the pooled values: bias and ReLU
+    /// are monotone per channel, so they commute with the maximum, and so does the batch
+    /// norm where its scale is non-negative; where it is negative the maximum of the output
+    /// comes from the minimum of the input. This keeps the element-wise work off the large
+    /// pre-pooling tensor.
+    fn pool(&self, y: &Tensor, pool_dim: usize) -> candle_core::Result<Tensor> {
+        let (hi, lo) = (y.max(pool_dim)?, y.min(pool_dim)?);
+        let mut shape = vec![1; hi.rank()];
+        shape[1] = self.non_negative.dim(0)?;
+        let keep = self.non_negative.reshape(shape.as_slice())?;
+        let picked = (hi.broadcast_mul(&keep)? + lo.broadcast_mul(&(1.0 - &keep)?)?)?;
+        self.bn.forward(&self.conv.bias_relu(&picked, 1)?, 1)
+    }
 }
 
 /// The whole network.
@@ -167,24 +201,20 @@ impl MusicnnNet {
         };
         // TF [7, w, 1, 204] -> conv1d [204, 7 shifted frames, w frequency taps].
         let timbral = |i: usize, w: usize| -> Result<Branch, CheckpointError> {
-            Ok(Branch {
-                conv: Layer::load(
-                    ckpt,
-                    &conv(i),
-                    &[7, w, 1, 204],
-                    &[7, w, 204],
-                    &[2, 0, 1],
-                    dev,
-                )?,
-                bn: bn(i + 1)?,
-            })
+            let layer = Layer::load(
+                ckpt,
+                &conv(i),
+                &[7, w, 1, 204],
+                &[7, w, 204],
+                &[2, 0, 1],
+                dev,
+            )?;
+            Branch::new(layer, bn(i + 1)?).map_err(|e| candle_error(&conv(i), e))
         };
         // TF [k, 1, 1, 51] -> conv1d [51, 1, k] along time.
         let temporal = |i: usize, k: usize| -> Result<Branch, CheckpointError> {
-            Ok(Branch {
-                conv: Layer::load(ckpt, &conv(i), &[k, 1, 1, 51], &[1, k, 51], &[2, 0, 1], dev)?,
-                bn: bn(i + 1)?,
-            })
+            let layer = Layer::load(ckpt, &conv(i), &[k, 1, 1, 51], &[1, k, 51], &[2, 0, 1], dev)?;
+            Branch::new(layer, bn(i + 1)?).map_err(|e| candle_error(&conv(i), e))
         };
         // TF [7, c, 1, 64] -> conv1d [64, c, 7] along time.
         let midend = |i: usize, c: usize| -> Result<(Layer, BatchNorm), CheckpointError> {
@@ -221,8 +251,7 @@ impl MusicnnNet {
         let rows = Tensor::stack(&shifts, 2)?.reshape((b * t, 7, f))?;
         let mut front = Vec::with_capacity(5);
         for branch in &self.timbral {
-            let y = branch.conv.conv_relu(&rows, 0, 0)?;
-            let y = branch.bn.forward(&y, 1)?.max(D::Minus1)?;
+            let y = branch.pool(&branch.conv.conv(&rows, 0, 0)?, 2)?;
             front.push(y.reshape((b, t, ()))?.transpose(1, 2)?);
         }
 
@@ -231,9 +260,8 @@ impl MusicnnNet {
         for branch in &self.temporal {
             let k = branch.conv.weight.dim(2)?;
             // TensorFlow's 'same' puts the odd extra zero after the signal.
-            let y = branch.conv.conv_relu(&bands, (k - 1) / 2, k / 2)?;
-            let y = branch.bn.forward(&y, 1)?;
-            front.push(y.reshape((b, f, (), t))?.max(1)?);
+            let y = branch.conv.conv(&bands, (k - 1) / 2, k / 2)?;
+            front.push(branch.pool(&y.reshape((b, f, (), t))?, 1)?);
         }
         let front = Tensor::cat(&front, 1)?.contiguous()?;
 
@@ -241,7 +269,7 @@ impl MusicnnNet {
         let mut features = vec![front];
         for (i, (conv, bn)) in self.midend.iter().enumerate() {
             let last = features.last().expect("front end");
-            let y = bn.forward(&conv.conv_relu(last, PAD_7, PAD_7)?, 1)?;
+            let y = bn.forward(&conv.bias_relu(&conv.conv(last, PAD_7, PAD_7)?, 1)?, 1)?;
             features.push(if i == 0 { y } else { (y + last)? });
         }
         let features = Tensor::cat(&features, 1)?;
