@@ -4,6 +4,7 @@
 //! coefficient (13) followed by the upper triangle of their covariance (91, row by row,
 //! diagonal included, ddof 1): 104 values.
 
+use super::AudioError;
 use super::mel::{MelSettings, MelSpectrogram};
 
 /// Sample rate the MFCC front end expects.
@@ -89,10 +90,16 @@ fn dct_basis(n: usize) -> Vec<f64> {
     basis
 }
 
-/// The 104-d track vector of a 22,050 Hz mono signal. `None` when it has fewer than two
-/// frames (a covariance needs two; under 1024 samples).
-pub fn track_vector(mel: &MelSpectrogram, samples_22k: &[f32]) -> Option<[f32; TRACK_DIM]> {
-    summarize(&mfcc(mel, samples_22k))
+/// The 104-d track vector of a 22,050 Hz mono signal (`mel` built from [`SETTINGS`]).
+/// A covariance needs two frames, so under 512 samples is [`AudioError::TooShort`].
+pub fn track_vector(
+    mel: &MelSpectrogram,
+    samples_22k: &[f32],
+) -> Result<[f32; TRACK_DIM], AudioError> {
+    summarize(&mfcc(mel, samples_22k)).ok_or(AudioError::TooShort {
+        samples: samples_22k.len(),
+        needed: SETTINGS.hop,
+    })
 }
 
 /// Mean and upper-triangle covariance (ddof 1) of per-frame MFCCs.

@@ -29,6 +29,8 @@ pub enum AudioError {
     Corrupt(String),
     #[error("the audio holds no samples")]
     Empty,
+    #[error("{samples} samples are too short: at least {needed} needed")]
+    TooShort { samples: usize, needed: usize },
     #[error("cannot resample from {from} Hz to {to} Hz: {detail}")]
     Resample { from: u32, to: u32, detail: String },
 }
@@ -36,6 +38,17 @@ pub enum AudioError {
 /// Decodes a file to mono float samples at `rate` Hz.
 pub fn decode_file_at(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
     let decoded = decode::decode_file(path)?;
+    resample::resample(&decoded.samples, decoded.sample_rate, rate)
+}
+
+/// Decodes audio held in memory (an upload; `hint` is a file extension) to mono float
+/// samples at `rate` Hz.
+pub fn decode_bytes_at(
+    bytes: &[u8],
+    hint: Option<&str>,
+    rate: u32,
+) -> Result<Vec<f32>, AudioError> {
+    let decoded = decode_bytes(bytes, hint)?;
     resample::resample(&decoded.samples, decoded.sample_rate, rate)
 }
 

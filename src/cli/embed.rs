@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use audiorec::audio::{self, AudioError, mel::MelSpectrogram, mfcc};
+use audiorec::audio::{self, mel::MelSpectrogram, mfcc};
 use audiorec::embeddings::npy::write_f32_matrix;
 use audiorec::model::musicnn::{self, Musicnn};
 use candle_core::Device;
@@ -75,9 +75,7 @@ impl Embedder {
                     decoded.sample_rate,
                     mfcc::SAMPLE_RATE,
                 )?;
-                mfcc::track_vector(mel, &samples)
-                    .ok_or(AudioError::Empty)?
-                    .to_vec()
+                mfcc::track_vector(mel, &samples)?.to_vec()
             }
         };
         Ok((row, seconds))

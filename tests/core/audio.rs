@@ -228,6 +228,13 @@ fn corrupt_and_unsupported_input_are_typed_errors() {
         Err(AudioError::Corrupt(_) | AudioError::Unsupported(_)) => {}
         other => panic!("noise decoded as {:?}", other.map(|d| d.samples.len())),
     }
+    // Too short for an MFCC covariance (two frames of hop 512).
+    let mel = MelSpectrogram::new(mfcc::SETTINGS);
+    assert!(matches!(
+        mfcc::track_vector(&mel, &[0.1; 500]),
+        Err(AudioError::TooShort { .. })
+    ));
+    assert!(mfcc::track_vector(&mel, &[0.1; 512]).is_ok());
     let missing = audio::decode_file(Path::new("/nonexistent/track.ogg"));
     assert!(matches!(missing, Err(AudioError::Io { .. })));
 }

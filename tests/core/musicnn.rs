@@ -146,6 +146,22 @@ fn wav_to_embedding_matches_the_original_extractor() {
 }
 
 #[test]
+fn a_track_shorter_than_a_patch_is_repeated_to_fill_one() {
+    let Some(dir) = weights("short_track") else {
+        return;
+    };
+    let model = Musicnn::load(&dir, &Device::Cpu).unwrap();
+    let samples = audio::decode_file(&crate::audio::fixture("wesnoth_battle_16k.wav")).unwrap();
+    let one_second = model.embed(&samples[..16_000]).unwrap();
+    assert_eq!(one_second.patches, 1);
+    assert!(one_second.penultimate.iter().all(|v| v.is_finite()));
+    // Three seconds (188 frames) make exactly one patch.
+    let tiled: Vec<f32> = samples[..16_000].repeat(3);
+    assert_eq!(model.embed(&tiled).unwrap().patches, 1);
+    assert!(matches!(model.embed(&[]), Err(MusicnnError::NoAudio)));
+}
+
+#[test]
 fn missing_weights_say_how_to_get_them() {
     let err = match Musicnn::load(Path::new("/nonexistent/MSD_musicnn"), &Device::Cpu) {
         Err(e) => e,
