@@ -5,6 +5,7 @@
 //! Data flows `dataset` → `embeddings` → `index` → `recommend` → `eval`.
 
 pub mod api;
+pub mod audio;
 pub mod bounded;
 pub mod config;
 pub mod dataset;

@@ -36,12 +36,14 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`; symphonia's own log lines off,
+/// its errors reach the user as ours).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,symphonia=off")),
         )
         .with_writer(std::io::stderr)
         .init();

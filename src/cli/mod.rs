@@ -2,6 +2,7 @@
 
 mod data;
 mod demo;
+mod embed;
 mod evaluate;
 mod experiment;
 mod import;
@@ -11,7 +12,9 @@ mod progress;
 mod recommend;
 mod report;
 mod serve;
+mod setup;
 mod split;
+mod tags;
 mod train;
 mod train_bert4rec;
 mod train_shallow;
@@ -58,6 +61,12 @@ enum Command {
     Serve(serve::Args),
     /// Print the OpenAPI document of the HTTP API.
     Openapi(openapi::Args),
+    /// Compute content rows (MusiCNN or MFCC) from audio files.
+    Embed(embed::Args),
+    /// Print the MSD tags MusiCNN predicts for an audio file.
+    Tags(tags::Args),
+    /// Fetch pretrained weights (MusiCNN) with pip.
+    Setup(setup::Args),
 }
 
 impl Cli {
@@ -79,5 +88,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DemoData(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Openapi(a) => openapi::run(a),
+        Command::Embed(a) => embed::run(a),
+        Command::Tags(a) => tags::run(a),
+        Command::Setup(a) => setup::run(a),
     }
 }

@@ -3,11 +3,13 @@
 //! crate links once and the small demo dataset is generated once per run.
 
 mod architecture;
+mod audio;
 mod duplicates;
 mod experiment;
 mod helpers;
 mod import_errors;
 mod knn;
+mod musicnn;
 mod npy;
 mod plays;
 mod split;
