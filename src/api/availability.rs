@@ -19,17 +19,13 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, DatabaseUnavailable};
 use crate::store::{Store, StoreError};
 
 /// How often the database is probed, up or down.
 pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// How long a probe may take before it counts as a failure.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Marks a response as caused by an unavailable database (set by [`ApiError`]).
-#[derive(Clone, Copy)]
-pub struct DatabaseUnavailable;
 
 pub struct Availability {
     store: Store,

@@ -22,6 +22,11 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// Marks a response as caused by an unavailable database, so the availability layer
+/// (`availability.rs`) learns of an outage from any handler's answer.
+#[derive(Clone, Copy)]
+pub struct DatabaseUnavailable;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("no user `{0}`")]
@@ -134,9 +139,7 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if matches!(self, ApiError::Unavailable(_)) {
-            response
-                .extensions_mut()
-                .insert(super::availability::DatabaseUnavailable);
+            response.extensions_mut().insert(DatabaseUnavailable);
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -21,6 +21,7 @@ use crate::embeddings::Embeddings;
 use crate::eval::Evaluation;
 use crate::eval::report::{BackendInfo, Variant};
 use crate::eval::stored::{CellResult, Header};
+use crate::io::fnv::Fnv1a;
 use crate::store::{CellRecord, NewRun, Store, UserMetricRecord};
 use crate::train::fit::FitObserver;
 
@@ -43,12 +44,6 @@ pub struct Plan {
     pub header: Header,
     /// Where its checkpoints go.
     pub models: PathBuf,
-}
-
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// Plans the grid of `config` over a dataset and its split: the backends (all, if the
@@ -96,7 +91,9 @@ pub fn plan(
         "tracks": dataset.tracks.len(),
         "embeddings": described,
     });
-    let id = format!("{:016x}", fnv(&identity.to_string()));
+    let mut id = Fnv1a::default();
+    id.write(identity.to_string().as_bytes());
+    let id = id.hex();
     let models = dataset.layout.derived().join("experiments").join(&id);
     Ok(Plan {
         header: Header {

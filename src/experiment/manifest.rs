@@ -9,24 +9,22 @@ use std::path::Path;
 use super::ExperimentConfig;
 use crate::dataset::Split;
 use crate::dataset::time::format_timestamp;
+use crate::io::fnv::Fnv1a;
 
 /// FNV-1a (64-bit) of a file's bytes, read in blocks: a fingerprint of an embedding file
 /// that changes when any value does.
 pub fn file_hash(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv1a::default();
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
+        h.write(&buf[..n]);
     }
-    Ok(format!("{h:016x}"))
+    Ok(h.hex())
 }
 
 /// The git revision of the working directory, if it is a checkout.

@@ -8,6 +8,9 @@
 //! however many neighbours are excluded. Storage is flat (one vector matrix, fixed-stride
 //! link arrays, a reusable visited list per thread), and the build is sequential and
 //! seeded, so the same rows always give the same graph.
+//!
+//! Over 400 lines on purpose: build, search and the file format share the graph's flat
+//! layout (link slot offsets, node ids); split apart, each piece would re-derive it.
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};

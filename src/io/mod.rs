@@ -3,6 +3,7 @@
 //! indices, and the error type that names the file, line and column of what went wrong. Nothing here knows what a play, a track or an embedding is.
 
 pub mod error;
+pub mod fnv;
 pub mod le;
 pub mod lines;
 pub mod vocab;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::{EarlyStopping, Plateau};
 use crate::dataset::{Split, SplitConfig};
+use crate::io::fnv::Fnv1a;
 
 /// The format written today.
 pub const FORMAT: u32 = 2;
@@ -120,16 +121,10 @@ pub struct DataFingerprint {
 
 impl DataFingerprint {
     pub fn new(backend: &str, dim: usize, tracks: usize, split: &Split) -> Self {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |x: u32| {
-            for b in x.to_le_bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x100_0000_01b3);
-            }
-        };
+        let mut h = Fnv1a::default();
         for seq in &split.train {
-            eat(seq.len() as u32);
-            seq.iter().for_each(|&t| eat(t));
+            h.write(&(seq.len() as u32).to_le_bytes());
+            seq.iter().for_each(|t| h.write(&t.to_le_bytes()));
         }
         Self {
             backend: backend.into(),
@@ -137,7 +132,7 @@ impl DataFingerprint {
             tracks,
             train_pairs: split.counts.train.interactions,
             split: split.config,
-            train_hash: Some(format!("{h:016x}")),
+            train_hash: Some(h.hex()),
         }
     }
 

@@ -10,25 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::error::CheckpointError;
 use super::sstable::{self, varint};
-
-/// Why a checkpoint could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("malformed checkpoint index: {0}")]
-    Format(String),
-    #[error("unsupported checkpoint: {0}")]
-    Unsupported(String),
-    #[error("checkpoint has no tensor {0:?}")]
-    Missing(String),
-    #[error("tensor {name:?}: {detail}")]
-    Tensor { name: String, detail: String },
-}
 
 /// `DT_FLOAT` in TensorFlow's `DataType` enum.
 const DT_FLOAT: u64 = 1;

@@ -6,6 +6,7 @@
 //! its tags the mean of the patches' 50 MSD tag probabilities.
 
 pub mod checkpoint;
+mod error;
 pub mod labels;
 pub mod net;
 pub mod setup;
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 
 use crate::audio::mel::{self, MelSpectrogram};
-pub use checkpoint::{CheckpointError, TensorBundle};
+pub use checkpoint::TensorBundle;
+pub use error::CheckpointError;
 pub use net::{MusicnnNet, N_MELS, N_TAGS, PATCH_FRAMES, PENULTIMATE_DIM, PatchOutputs};
 
 /// Environment variable naming the weights folder.

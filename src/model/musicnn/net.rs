@@ -19,7 +19,8 @@
 
 use candle_core::{Device, Tensor};
 
-use super::checkpoint::{CheckpointError, TensorBundle};
+use super::checkpoint::TensorBundle;
+use super::error::CheckpointError;
 
 /// Frames per patch: `librosa.time_to_frames(3 s) + 1` at 16 kHz, hop 256.
 pub const PATCH_FRAMES: usize = 187;

@@ -4,7 +4,7 @@
 //!
 //! Layout reference: leveldb `doc/table_format.md` and `table/format.cc`.
 
-use super::checkpoint::CheckpointError;
+use super::error::CheckpointError;
 
 const FOOTER_LEN: usize = 48;
 const MAGIC: u64 = 0xdb47_7524_8b80_fb57;

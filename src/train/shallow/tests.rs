@@ -1,5 +1,9 @@
 //! Training-loop tests on a tiny hand-made dataset: two genres of tracks, two groups of
 //! users, each listening to one genre.
+//!
+//! Over 400 lines on purpose: the training tests and the serving-against-training tests
+//! (`mod serving`) share one fixture, and serving is checked here because `recommend` may
+//! not import `train`.
 
 use std::path::Path;
 
