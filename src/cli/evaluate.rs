@@ -2,9 +2,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use audiorec::dataset::split::Part;
+use audiorec::dataset::split::{Part, Subset};
 use audiorec::eval::report::Report;
-use audiorec::eval::{evaluate, index_recall, split_cases};
+use audiorec::eval::{evaluate_held, index_recall, split_cases};
 use audiorec::index::IndexKind;
 
 use super::DataArgs;
@@ -26,6 +26,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (dataset, split) = args.data.open_split()?;
+    let users = &dataset.interactions.users;
     let build_start = Instant::now();
     let recommender = args.model.build(&dataset, &split)?;
     let build_seconds = build_start.elapsed().as_secs_f64();
@@ -44,23 +45,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     for part in [Part::Validation, Part::Test] {
         let held = split.part(part);
-        let users = &dataset.interactions.users;
-        let cases = split_cases(&split, held, users);
-        let (evaluation, _) = evaluate(recommender.as_ref(), &cases, k)?;
+        let evaluation = evaluate_held(recommender.as_ref(), &split, held, users, k)?;
         report.push_part(
             part.as_str(),
             &evaluation,
             held.iter().map(|h| users.id(h.user).to_string()),
         );
     }
+    if split.has_cold() {
+        // Each subset ranked on its own: the model built over the hot (train) tracks, and
+        // over the cold tracks where it reads content (see `audiorec::eval`).
+        let hot = args.model.build_over(&dataset, &split.train_items)?;
+        let cold = if args.model.reads_content(&dataset)? {
+            Some(args.model.build_over(&dataset, &split.cold_items)?)
+        } else {
+            println!(
+                "{} learned its item rows from plays alone: cold tracks are not recommendable, no cold metrics",
+                recommender.model()
+            );
+            None
+        };
+        for part in [Part::Validation, Part::Test] {
+            for (subset, model) in [(Subset::Hot, Some(&hot)), (Subset::Cold, cold.as_ref())] {
+                let Some(model) = model else { continue };
+                let held = split.held_subset(part, subset);
+                let evaluation = evaluate_held(model.as_ref(), &split, &held, users, k)?;
+                report.push_part(
+                    &format!("{} {}", part.as_str(), subset.as_str()),
+                    &evaluation,
+                    held.iter().map(|h| users.id(h.user).to_string()),
+                );
+            }
+        }
+    }
     print!("{}", report.table());
+    if split.has_cold() {
+        println!(
+            "hot/cold: each subset's tracks ranked alone against the user's held-out tracks of that subset; users without any are left out ({} cold tracks)",
+            split.cold_items.len()
+        );
+    }
     if args.model.model == Model::Knn && args.model.index == IndexKind::Exact {
         let served = ModelArgs {
             index: IndexKind::Hnsw,
             ..args.model.clone()
         }
         .build(&dataset, &split)?;
-        let cases = split_cases(&split, &split.test, &dataset.interactions.users);
+        let cases = split_cases(&split, &split.test, users);
         let recall = index_recall(served.as_ref(), recommender.as_ref(), &cases, k)?;
         println!(
             "served index (hnsw, ef_search {}): recall@{k} {recall:.4} against the exact scan on test users",

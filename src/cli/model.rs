@@ -8,7 +8,10 @@ use audiorec::dataset::{Dataset, Split};
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::model::bert4rec::ItemInit;
 use audiorec::model::bert4rec::checkpoint::default_name;
+use audiorec::model::checkpoint::{self, CheckpointPaths};
 use audiorec::model::parse_device;
+use audiorec::model::shallow::Init;
+use audiorec::model::shallow::checkpoint::ShallowCheckpoint;
 use audiorec::recommend::Recommender;
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::knn::KnnRecommender;
@@ -84,30 +87,74 @@ impl ModelArgs {
         })
     }
 
-    /// Builds the recommender over the split's train items (the only recommendable ones).
+    /// Whether the model's item side is a function of content (KNN, a Shallow Net with a
+    /// content item table, BERT4Rec over the frozen table), so that cold tracks are
+    /// recommendable. The Random variants learned their item rows from plays alone: a cold
+    /// track's row is untrained noise, so they rank hot tracks only.
+    pub fn reads_content(&self, dataset: &Dataset) -> anyhow::Result<bool> {
+        Ok(match self.model {
+            Model::Knn | Model::Bert4rec => true,
+            Model::Bert4recRandom => false,
+            Model::Shallow => {
+                let paths = CheckpointPaths::resolve(
+                    &self.shallow_path(dataset),
+                    &format!("shallow-{}", self.backend),
+                );
+                let ckpt: ShallowCheckpoint = checkpoint::read(&paths)
+                    .with_context(|| format!("could not read {}", paths.config().display()))?;
+                ckpt.net.params.init == Init::Content
+            }
+        })
+    }
+
+    /// The tracks the model recommends on `split`: train and cold tracks for a model that
+    /// reads content, train tracks only for the Random variants.
+    pub fn universe(&self, dataset: &Dataset, split: &Split) -> anyhow::Result<Vec<u32>> {
+        Ok(if self.reads_content(dataset)? {
+            split.recommendable()
+        } else {
+            split.train_items.clone()
+        })
+    }
+
+    /// Builds the recommender over its universe on `split` (see [`Self::universe`]).
     pub fn build(&self, dataset: &Dataset, split: &Split) -> anyhow::Result<Box<dyn Recommender>> {
+        self.build_over(dataset, &self.universe(dataset, split)?)
+    }
+
+    fn shallow_path(&self, dataset: &Dataset) -> PathBuf {
+        self.checkpoint.clone().unwrap_or_else(|| {
+            self.models
+                .clone()
+                .unwrap_or_else(|| dataset.layout.models())
+        })
+    }
+
+    /// Builds the recommender over `items`, the only tracks it may recommend (a hot or
+    /// cold evaluation builds it over one subset).
+    pub fn build_over(
+        &self,
+        dataset: &Dataset,
+        items: &[u32],
+    ) -> anyhow::Result<Box<dyn Recommender>> {
         let embeddings = Arc::new(dataset.load_embeddings(&self.backend)?);
-        tracing::info!(backend = %self.backend, dim = embeddings.dim, items = split.train_items.len(), index = ?self.index, "building recommender");
+        tracing::info!(backend = %self.backend, dim = embeddings.dim, items = items.len(), index = ?self.index, "building recommender");
         Ok(match self.model {
             Model::Knn => Box::new(KnnRecommender::new(
                 embeddings,
-                &split.train_items,
+                items,
                 self.index,
                 self.hnsw(),
                 Some(&dataset.layout.derived().join("index")),
             )),
             Model::Shallow => {
                 let device = parse_device(&self.device).map_err(anyhow::Error::msg)?;
-                let path = self.checkpoint.clone().unwrap_or_else(|| {
-                    self.models
-                        .clone()
-                        .unwrap_or_else(|| dataset.layout.models())
-                });
+                let path = self.shallow_path(dataset);
                 Box::new(
                     ShallowRecommender::load(
                         &path,
                         embeddings,
-                        &split.train_items,
+                        items,
                         self.index,
                         self.hnsw(),
                         &device,
@@ -131,13 +178,14 @@ impl ModelArgs {
                     parse_device(&self.device).map_err(|e| anyhow::anyhow!("--device {e}"))?;
                 let path = dir.join(&name);
                 Box::new(
-                    Bert4RecRecommender::load(&path, embeddings, &split.train_items, &device)
-                        .with_context(|| {
+                    Bert4RecRecommender::load(&path, embeddings, items, &device).with_context(
+                        || {
                             format!(
                                 "could not load the checkpoint {}.json (train it with `audiorec train bert4rec`)",
                                 path.display()
                             )
-                        })?,
+                        },
+                    )?,
                 )
             }
         })

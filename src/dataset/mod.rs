@@ -158,9 +158,17 @@ impl Dataset {
         Self::import(layout, options, &|_| {})
     }
 
-    /// Loads one backend, aligned with this catalog.
+    /// Loads one backend, aligned with this catalog. A name `<backend>-shuffled[-SEED]`
+    /// with no file of its own is the shuffled-embedding control of `<backend>` (see
+    /// [`embeddings::shuffled`]).
     pub fn load_embeddings(&self, backend: &str) -> Result<Embeddings, ImportError> {
-        Self::load_embeddings_with(&self.layout, &self.tracks, backend)
+        let own_file = embeddings::backend_file(&self.layout.embeddings_dir(), backend);
+        match embeddings::shuffled::parse(backend) {
+            Some((base, seed)) if own_file.is_none() => {
+                Ok(Self::load_embeddings_with(&self.layout, &self.tracks, base)?.shuffled(seed))
+            }
+            _ => Self::load_embeddings_with(&self.layout, &self.tracks, backend),
+        }
     }
 
     fn load_embeddings_with(

@@ -6,6 +6,7 @@
 
 pub mod manifest;
 pub mod npy;
+pub mod shuffled;
 pub mod tsv;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,17 @@
 //! Offline evaluation: metrics per user, aggregates with confidence half-widths, paired
 //! tests between runs, and the report the CLI prints and writes.
+//!
+//! **Hot and cold** (a split with cold tracks, as the authors' journal follow-up
+//! evaluates): per user, the held-out tracks are split into hot ones (seen in train) and
+//! cold ones (held out of training, [`crate::dataset::split::Split::held_subset`]). The
+//! hot metrics score the model's ranking of the hot tracks alone against the hot
+//! held-out tracks; the cold metrics its ranking of the cold tracks alone against the
+//! cold held-out tracks — the usual item cold-start protocol, where a cold item competes
+//! with the other cold items, not with the whole catalogue. Equivalently: the full list
+//! filtered to the subset's candidates, then cut at k. HitRate, Recall and NDCG keep
+//! their definitions (see [`metrics`]) with T and P so restricted; a user with no held-out
+//! track in a subset is left out of that subset's average. Besides, the whole list
+//! (hot and cold tracks together, what is served) is scored against all held-out tracks.
 
 pub mod metrics;
 pub mod report;
@@ -38,6 +50,18 @@ pub fn split_cases<'a>(
             held_out: &h.tracks,
         })
         .collect()
+}
+
+/// Evaluates `held` (a part of `split`, or one subset of it) through `recommender`.
+pub fn evaluate_held(
+    recommender: &dyn Recommender,
+    split: &Split,
+    held: &[HeldOut],
+    users: &Vocab,
+    k: usize,
+) -> Result<Evaluation, RecommendError> {
+    let cases = split_cases(split, held, users);
+    evaluate(recommender, &cases, k).map(|(e, _)| e)
 }
 
 /// The outcome of evaluating a set of users.

@@ -33,6 +33,12 @@ pub struct CellResult {
     pub curve: Vec<EpochLoss>,
     pub train_seconds: Option<f64>,
     pub eval_seconds: f64,
+    /// The stored runs of the test users' hot and cold evaluations (a split with cold
+    /// tracks; no cold run for the Random variants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_run: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,12 +79,22 @@ pub async fn load_report(store: &Store, id: &str) -> Result<GridReport, LoadErro
     let mut cells = Vec::new();
     for c in store.experiment_cells(id).await? {
         let r: CellResult = serde_json::from_str(&c.result).map_err(|e| corrupt("cell", e))?;
+        let mut subsets = Vec::new();
+        for run in [&r.hot_run, &r.cold_run] {
+            subsets.push(match run {
+                Some(id) => Some(scores(store.run_user_metrics(id).await?)),
+                None => None,
+            });
+        }
+        let [hot, cold]: [Option<UserScores>; 2] = subsets.try_into().expect("two subsets");
         cells.push(Cell {
             model: r.model,
             variant: r.variant,
-            backend: (r.variant == Variant::Content).then_some(r.backend),
+            backend: (r.variant != Variant::Random).then_some(r.backend),
             validation: scores(store.run_user_metrics(&c.validation_run).await?),
             test: scores(store.run_user_metrics(&c.test_run).await?),
+            hot,
+            cold,
             index_recall: r.index_recall,
             curve: r.curve,
             train_seconds: r.train_seconds,

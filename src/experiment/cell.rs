@@ -1,6 +1,7 @@
 //! Running one cell: train where the recommender learns (resuming a checkpoint of the
 //! same parameters and data), then evaluate validation and test users through the same
-//! recommender the service would load. KNN uses the exact scan (the paper's method) and
+//! recommender the service would load (and, on a split with cold tracks, the test users'
+//! hot and cold held-out tracks apart; see `crate::eval`). KNN uses the exact scan (the paper's method) and
 //! reports the recall of the served HNSW index against it.
 
 use std::path::Path;
@@ -11,11 +12,11 @@ use candle_core::Device;
 
 use super::ExperimentConfig;
 use super::plan::CellSpec;
-use crate::dataset::split::Part;
+use crate::dataset::split::{Part, Subset};
 use crate::dataset::{Dataset, Split};
 use crate::embeddings::Embeddings;
 use crate::eval::report::{EpochLoss, ModelKind, Variant};
-use crate::eval::{Evaluation, evaluate, index_recall, split_cases};
+use crate::eval::{Evaluation, evaluate_held, index_recall, split_cases};
 use crate::index::{HnswParams, IndexKind};
 use crate::model::bert4rec::{Bert4RecConfig, FitConfig, ItemInit, ModelConfig};
 use crate::model::checkpoint::{CheckpointPaths, EpochRecord};
@@ -31,6 +32,12 @@ use crate::train::{bert4rec, shallow};
 pub struct CellOutcome {
     pub validation: Evaluation,
     pub test: Evaluation,
+    /// Test users on their held-out hot tracks, hot tracks ranked alone (a split with
+    /// cold tracks only).
+    pub hot: Option<Evaluation>,
+    /// Test users on their held-out cold tracks, cold tracks ranked alone (a split with
+    /// cold tracks, a recommender that reads content).
+    pub cold: Option<Evaluation>,
     pub curve: Vec<EpochLoss>,
     pub train_seconds: Option<f64>,
     pub eval_seconds: f64,
@@ -59,32 +66,57 @@ fn curve(records: &[EpochRecord]) -> Vec<EpochLoss> {
         .collect()
 }
 
-/// Trains (where needed) and evaluates one cell.
+/// What a cell's recommender is built from once trained.
+enum Trained {
+    Knn,
+    Shallow(CheckpointPaths),
+    Bert4rec(CheckpointPaths),
+}
+
+impl Trained {
+    /// The recommender over `items`, the only tracks it may recommend.
+    fn build(&self, cx: &CellContext, items: &[u32]) -> anyhow::Result<Box<dyn Recommender>> {
+        let e = cx.embeddings.clone();
+        let exact = (IndexKind::Exact, HnswParams::default());
+        Ok(match self {
+            Trained::Knn => Box::new(KnnRecommender::new(e, items, exact.0, exact.1, None)),
+            Trained::Shallow(paths) => Box::new(ShallowRecommender::load(
+                &paths.config(),
+                e,
+                items,
+                exact.0,
+                exact.1,
+                cx.device,
+            )?),
+            Trained::Bert4rec(paths) => Box::new(Bert4RecRecommender::load(
+                &paths.config(),
+                e,
+                items,
+                cx.device,
+            )?),
+        })
+    }
+}
+
+/// Trains (where needed) and evaluates one cell: validation and test users over the
+/// recommender's universe (train and cold tracks when it reads content, train tracks
+/// for the Random variants, which cannot know a cold track), and on a split with cold
+/// tracks the test users' hot and cold results, each subset ranked alone.
 pub fn run_cell(
     cell: &CellSpec,
     cx: &CellContext,
     observer: &dyn FitObserver,
 ) -> anyhow::Result<CellOutcome> {
-    let items = &cx.split.train_items;
     let paths = CheckpointPaths::new(cx.models, &cell.checkpoint_name());
     let resume = paths.config().is_file();
-    let (recommender, curve_records, train_seconds): (Box<dyn Recommender>, _, _) = match cell.model
-    {
-        ModelKind::Knn => {
-            let exact = KnnRecommender::new(
-                cx.embeddings.clone(),
-                items,
-                IndexKind::Exact,
-                HnswParams::default(),
-                None,
-            );
-            (Box::new(exact), Vec::new(), None)
-        }
+    let backend = &cx.embeddings.backend;
+    let (trained, curve_records, train_seconds) = match cell.model {
+        ModelKind::Knn => (Trained::Knn, Vec::new(), None),
         ModelKind::Shallow => {
             let s = &cx.config.shallow;
             let params = ShallowParams {
                 init: match cell.variant {
-                    Variant::Content => Init::Content,
+                    Variant::Content | Variant::Shuffled => Init::Content,
                     Variant::Random => Init::Random,
                 },
                 max_epochs: s.epochs,
@@ -93,7 +125,7 @@ pub fn run_cell(
                 freeze_items: s.freeze_items,
                 freeze_users: s.freeze_users,
                 seed: s.seed,
-                ..ShallowParams::new(&cell.backend)
+                ..ShallowParams::new(backend)
             };
             let data = shallow::TrainData {
                 embeddings: &cx.embeddings,
@@ -101,22 +133,14 @@ pub fn run_cell(
                 users: &cx.dataset.interactions.users,
             };
             let out = shallow::fit(&params, data, &paths, resume, cx.device, observer)?;
-            let rec = ShallowRecommender::load(
-                &paths.config(),
-                cx.embeddings.clone(),
-                items,
-                IndexKind::Exact,
-                HnswParams::default(),
-                cx.device,
-            )?;
             let seconds = out.checkpoint.train_seconds();
-            (Box::new(rec), out.checkpoint.curve, Some(seconds))
+            (Trained::Shallow(paths), out.checkpoint.curve, Some(seconds))
         }
         ModelKind::Bert4rec => {
             let b = &cx.config.bert4rec;
             let e = &cx.embeddings;
             let (init, hidden) = match cell.variant {
-                Variant::Content => (ItemInit::Content, e.dim),
+                Variant::Content | Variant::Shuffled => (ItemInit::Content, e.dim),
                 Variant::Random => (ItemInit::Random, b.random_hidden),
             };
             let config = Bert4RecConfig {
@@ -137,28 +161,54 @@ pub fn run_cell(
                 split: cx.split,
             };
             let out = bert4rec::fit(&config, data, &paths, resume, cx.device, observer)?;
-            let rec = Bert4RecRecommender::load(&paths.config(), e.clone(), items, cx.device)?;
             let seconds = out.checkpoint.train_seconds();
-            (Box::new(rec), out.checkpoint.curve, Some(seconds))
+            (
+                Trained::Bert4rec(paths),
+                out.checkpoint.curve,
+                Some(seconds),
+            )
         }
     };
+    let reads_content = cell.variant != Variant::Random;
+    let universe = if reads_content {
+        cx.split.recommendable()
+    } else {
+        cx.split.train_items.clone()
+    };
+    let recommender = trained.build(cx, &universe)?;
     let start = Instant::now();
     let users = &cx.dataset.interactions.users;
     let k = cx.config.k;
-    let parts = [Part::Validation, Part::Test].map(|part| {
-        let cases = split_cases(cx.split, cx.split.part(part), users);
-        evaluate(recommender.as_ref(), &cases, k).map(|(e, _)| e)
-    });
-    let [validation, test] = parts;
-    let (validation, test) = (validation?, test?);
+    let held = |part| {
+        evaluate_held(
+            recommender.as_ref(),
+            cx.split,
+            cx.split.part(part),
+            users,
+            k,
+        )
+    };
+    let (validation, test) = (held(Part::Validation)?, held(Part::Test)?);
+    let (mut hot, mut cold) = (None, None);
+    if cx.split.has_cold() {
+        let subset = |subset: Subset| -> anyhow::Result<Evaluation> {
+            let model = trained.build(cx, cx.split.subset_items(subset))?;
+            let held = cx.split.held_subset(Part::Test, subset);
+            Ok(evaluate_held(model.as_ref(), cx.split, &held, users, k)?)
+        };
+        hot = Some(subset(Subset::Hot)?);
+        cold = reads_content.then(|| subset(Subset::Cold)).transpose()?;
+    }
     let eval_seconds = start.elapsed().as_secs_f64();
     let index_recall = match cell.model {
-        ModelKind::Knn => Some(served_index_recall(cx, recommender.as_ref())?),
+        ModelKind::Knn => Some(served_index_recall(cx, recommender.as_ref(), &universe)?),
         _ => None,
     };
     Ok(CellOutcome {
         validation,
         test,
+        hot,
+        cold,
         curve: curve(&curve_records),
         train_seconds,
         eval_seconds,
@@ -166,11 +216,16 @@ pub fn run_cell(
     })
 }
 
-/// Share of the exact top-k that the served HNSW index returns, over test users.
-fn served_index_recall(cx: &CellContext, exact: &dyn Recommender) -> anyhow::Result<f64> {
+/// Share of the exact top-k that the served HNSW index over `items` returns, over test
+/// users.
+fn served_index_recall(
+    cx: &CellContext,
+    exact: &dyn Recommender,
+    items: &[u32],
+) -> anyhow::Result<f64> {
     let served = KnnRecommender::new(
         cx.embeddings.clone(),
-        &cx.split.train_items,
+        items,
         IndexKind::Hnsw,
         HnswParams {
             ef_search: cx.config.ef_search,

@@ -15,6 +15,9 @@
 //! epochs = 6
 //! max_len = 100
 //! ```
+//!
+//! On a split with cold tracks (`audiorec split --cold-items`), `shuffled_control =
+//! "first" | "all" | "none"` says which backends get a shuffled-embedding control row.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,29 @@ pub struct ExperimentConfig {
     pub bert4rec: Bert4RecSettings,
     /// HNSW search width of the served index whose recall is reported beside KNN.
     pub ef_search: usize,
+    /// On a split with cold tracks: which backends get a shuffled-embedding control row
+    /// in each block (`first`, `all` or `none`); ignored without cold tracks. Not written
+    /// when `first`, so experiment ids from before it stay as they were.
+    #[serde(skip_serializing_if = "ShuffledControl::is_first")]
+    pub shuffled_control: ShuffledControl,
+}
+
+/// Which backends get a shuffled control on a cold-start split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShuffledControl {
+    None,
+    /// The block's first backend: one chance level per recommender.
+    #[default]
+    First,
+    /// Every backend: each compared with its own control.
+    All,
+}
+
+impl ShuffledControl {
+    fn is_first(&self) -> bool {
+        *self == ShuffledControl::First
+    }
 }
 
 impl Default for ExperimentConfig {
@@ -50,6 +76,7 @@ impl Default for ExperimentConfig {
             shallow: ShallowSettings::default(),
             bert4rec: Bert4RecSettings::default(),
             ef_search: crate::index::HnswParams::default().ef_search,
+            shuffled_control: ShuffledControl::First,
         }
     }
 }

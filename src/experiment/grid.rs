@@ -16,6 +16,7 @@ use super::ExperimentConfig;
 use super::cell::{CellContext, CellOutcome, run_cell};
 use super::manifest::{embedding_entry, manifest};
 use super::plan::{CellSpec, Sizes, cells, estimate};
+use crate::dataset::split::{Part, Subset};
 use crate::dataset::{Dataset, Split};
 use crate::embeddings::Embeddings;
 use crate::eval::Evaluation;
@@ -72,12 +73,12 @@ pub fn plan(
             dim,
         });
     }
-    let cells = cells(config, &backends);
+    let cells = cells(config, &backends, split.has_cold());
     let sizes = Sizes {
         train_pairs: split.counts.train.interactions,
         train_users: split.counts.train.users,
         eval_users: split.validation.len() + split.test.len(),
-        tracks: split.train_items.len(),
+        tracks: split.train_items.len() + split.cold_items.len(),
     };
     let dim_of = |b: &str| infos.iter().find(|i| i.name == b).map_or(0, |i| i.dim);
     let estimates = cells
@@ -124,7 +125,7 @@ async fn store_run(
         id: id.clone(),
         model: super::plan::model_name(cell.model).into(),
         backend: match cell.variant {
-            Variant::Content => cell.backend.clone(),
+            Variant::Content | Variant::Shuffled => cell.embeddings_name(),
             Variant::Random => "random".into(),
         },
         k: evaluation.k as i64,
@@ -193,6 +194,8 @@ fn run_cells(
         held.iter().map(|h| users.id(h.user).to_string()).collect()
     };
     let (validation_users, test_users) = (ids(&split.validation), ids(&split.test));
+    let subset_users = |subset| ids(&split.held_subset(Part::Test, subset));
+    let (hot_users, cold_users) = (subset_users(Subset::Hot), subset_users(Subset::Cold));
     let mut loaded: BTreeMap<String, Arc<Embeddings>> = BTreeMap::new();
     let (mut measured, mut estimated, mut computed) = (0.0, 0.0, 0);
     let total = plan.cells.len();
@@ -209,11 +212,12 @@ fn run_cells(
         };
         observer.cell_started(i, total, cell, left * scale);
         let start = Instant::now();
-        let embeddings = match loaded.get(&cell.backend) {
+        let name = cell.embeddings_name();
+        let embeddings = match loaded.get(&name) {
             Some(e) => e.clone(),
             None => {
-                let e = Arc::new(dataset.load_embeddings(&cell.backend)?);
-                loaded.insert(cell.backend.clone(), e.clone());
+                let e = Arc::new(dataset.load_embeddings(&name)?);
+                loaded.insert(name, e.clone());
                 e
             }
         };
@@ -241,6 +245,16 @@ fn run_cells(
             .await?;
             let test_run =
                 store_run(store, cell, "test", &outcome.test, &test_users, &plan.id).await?;
+            let mut subset_runs = [None, None];
+            for (run, (part, evaluation, users)) in subset_runs.iter_mut().zip([
+                ("test-hot", &outcome.hot, &hot_users),
+                ("test-cold", &outcome.cold, &cold_users),
+            ]) {
+                if let Some(e) = evaluation {
+                    *run = Some(store_run(store, cell, part, e, users, &plan.id).await?);
+                }
+            }
+            let [hot_run, cold_run] = subset_runs;
             let result = CellResult {
                 model: cell.model,
                 variant: cell.variant,
@@ -249,6 +263,8 @@ fn run_cells(
                 curve: outcome.curve,
                 train_seconds: outcome.train_seconds,
                 eval_seconds: outcome.eval_seconds,
+                hot_run,
+                cold_run,
             };
             let record = CellRecord {
                 cell: cell.key(),

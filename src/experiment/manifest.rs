@@ -65,6 +65,18 @@ pub fn manifest(
             c.seed
         ),
     );
+    if split.has_cold() {
+        m.insert(
+            "cold start".into(),
+            format!(
+                "{} of the tracks in the plays held out of training ({} cold tracks, drawn with seed {}); hot and cold test results each rank their own tracks alone; shuffled controls ({:?}) permute a backend's rows with seed 0; the Random variants rank hot tracks only",
+                c.cold_items,
+                split.cold_items.len(),
+                c.seed,
+                config.shuffled_control
+            ),
+        );
+    }
     for (backend, entry) in embeddings {
         m.insert(format!("embeddings: {backend}"), entry.clone());
     }

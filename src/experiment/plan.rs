@@ -9,10 +9,13 @@
 use std::fmt;
 
 use super::ExperimentConfig;
+use super::config::ShuffledControl;
+use crate::embeddings::shuffled;
 use crate::eval::report::{ModelKind, Variant};
 
 /// One cell: a recommender on a backend (the Random rows name the backend whose
-/// dimensions they borrow, none of its content).
+/// dimensions they borrow, none of its content; the Shuffled rows the backend whose rows
+/// they permute).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellSpec {
     pub model: ModelKind,
@@ -26,14 +29,25 @@ impl CellSpec {
         let variant = match self.variant {
             Variant::Content => "content",
             Variant::Random => "random",
+            Variant::Shuffled => "shuffled",
         };
         format!("{}/{variant}/{}", model_name(self.model), self.backend)
+    }
+
+    /// The backend the cell loads: the backend, or its shuffled control.
+    pub fn embeddings_name(&self) -> String {
+        match self.variant {
+            Variant::Shuffled => shuffled::name(&self.backend, 0),
+            Variant::Content | Variant::Random => self.backend.clone(),
+        }
     }
 
     /// The checkpoint name of a trained cell.
     pub fn checkpoint_name(&self) -> String {
         match self.variant {
-            Variant::Content => format!("{}-{}", model_name(self.model), self.backend),
+            Variant::Content | Variant::Shuffled => {
+                format!("{}-{}", model_name(self.model), self.embeddings_name())
+            }
             Variant::Random => format!("{}-random", model_name(self.model)),
         }
     }
@@ -43,6 +57,7 @@ impl fmt::Display for CellSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.variant {
             Variant::Content => write!(f, "{} / {}", self.model.label(), self.backend),
+            Variant::Shuffled => write!(f, "{} / {} shuffled", self.model.label(), self.backend),
             Variant::Random => write!(f, "{} / Random", self.model.label()),
         }
     }
@@ -56,20 +71,31 @@ pub fn model_name(m: ModelKind) -> &'static str {
     }
 }
 
-/// Every cell, blocks in the paper's model order, backends in the given order, each
-/// neural block's Random row last.
-pub fn cells(config: &ExperimentConfig, backends: &[String]) -> Vec<CellSpec> {
+/// Every cell, blocks in the paper's model order, backends in the given order, then (on a
+/// split with `cold` tracks) the shuffled controls the config asks for, each neural
+/// block's Random row last.
+pub fn cells(config: &ExperimentConfig, backends: &[String], cold: bool) -> Vec<CellSpec> {
     let mut out = Vec::new();
+    let controls = match (cold, config.shuffled_control) {
+        (false, _) | (_, ShuffledControl::None) => 0,
+        (true, ShuffledControl::First) => 1,
+        (true, ShuffledControl::All) => backends.len(),
+    };
     for model in ModelKind::ALL {
         if !config.models.contains(&model) {
             continue;
         }
-        for b in backends {
-            out.push(CellSpec {
-                model,
-                variant: Variant::Content,
-                backend: b.clone(),
-            });
+        for (variant, backends) in [
+            (Variant::Content, backends),
+            (Variant::Shuffled, &backends[..controls]),
+        ] {
+            for b in backends {
+                out.push(CellSpec {
+                    model,
+                    variant,
+                    backend: b.clone(),
+                });
+            }
         }
         if let Some(first) = backends.first()
             && config.include_random
@@ -128,7 +154,7 @@ mod tests {
     #[test]
     fn cells_follow_the_papers_order_with_one_random_row_per_neural_block() {
         let backends = vec!["musicnn".to_string(), "noise".to_string()];
-        let keys: Vec<String> = cells(&ExperimentConfig::default(), &backends)
+        let keys: Vec<String> = cells(&ExperimentConfig::default(), &backends, false)
             .iter()
             .map(CellSpec::key)
             .collect();
@@ -149,6 +175,46 @@ mod tests {
             models: vec![ModelKind::Knn],
             ..ExperimentConfig::default()
         };
-        assert_eq!(cells(&only_knn, &backends).len(), 2);
+        assert_eq!(cells(&only_knn, &backends, false).len(), 2);
+    }
+
+    #[test]
+    fn a_cold_split_adds_the_shuffled_controls_the_config_asks_for() {
+        let backends = vec!["musicnn".to_string(), "noise".to_string()];
+        let config = ExperimentConfig {
+            models: vec![ModelKind::Knn, ModelKind::Shallow],
+            ..ExperimentConfig::default()
+        };
+        let keys = |config: &ExperimentConfig| -> Vec<String> {
+            cells(config, &backends, true)
+                .iter()
+                .map(CellSpec::key)
+                .collect()
+        };
+        assert_eq!(
+            keys(&config),
+            [
+                "knn/content/musicnn",
+                "knn/content/noise",
+                "knn/shuffled/musicnn",
+                "shallow/content/musicnn",
+                "shallow/content/noise",
+                "shallow/shuffled/musicnn",
+                "shallow/random/musicnn",
+            ]
+        );
+        let all = ExperimentConfig {
+            shuffled_control: ShuffledControl::All,
+            ..config.clone()
+        };
+        assert_eq!(keys(&all).len(), 9);
+        let shuffled = &cells(&all, &backends, true)[3];
+        assert_eq!(shuffled.embeddings_name(), "noise-shuffled");
+        assert_eq!(shuffled.checkpoint_name(), "knn-noise-shuffled");
+        let none = ExperimentConfig {
+            shuffled_control: ShuffledControl::None,
+            ..config
+        };
+        assert_eq!(keys(&none).len(), 5);
     }
 }

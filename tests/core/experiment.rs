@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, Split, SplitConfig};
-use audiorec::eval::report::{ModelKind, render_html};
+use audiorec::eval::report::{ModelKind, Variant, render_html};
 use audiorec::experiment::grid::plan;
 use audiorec::experiment::plan::CellSpec;
 use audiorec::experiment::{ExperimentConfig, GridObserver, load_report, run_grid};
@@ -204,4 +204,67 @@ fn the_report_reads_back_identically_from_postgres() {
             .collect()
     };
     assert_eq!(scores(&from_pg), scores(&from_sqlite));
+}
+
+#[test]
+fn a_cold_split_adds_shuffled_controls_and_hot_and_cold_results() {
+    let (_dir, ds, _) = tiny();
+    let cold = SplitConfig {
+        cold_items: 0.2,
+        ..SplitConfig::default()
+    };
+    let split = Split::new(&ds.interactions, ds.tracks.len(), cold);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("e.db").display());
+    let store = runtime.block_on(Store::connect(&url)).unwrap();
+    let config = config();
+    let plan = plan(&config, &ds, &split, "cpu").unwrap();
+    let keys: Vec<String> = plan.cells.iter().map(CellSpec::key).collect();
+    assert_eq!(
+        keys,
+        [
+            "knn/content/musicnn",
+            "knn/content/noise",
+            "knn/shuffled/musicnn",
+            "shallow/content/musicnn",
+            "shallow/content/noise",
+            "shallow/shuffled/musicnn",
+            "shallow/random/musicnn",
+        ]
+    );
+    assert!(plan.header.manifest.contains_key("cold start"));
+    let recorder = Recorder::default();
+    run_grid(
+        &plan,
+        &config,
+        &ds,
+        &split,
+        &store,
+        runtime.handle(),
+        &Device::Cpu,
+        &recorder,
+    )
+    .unwrap();
+    let report = runtime.block_on(load_report(&store, &plan.id)).unwrap();
+    assert_eq!(report.split.cold.tracks, split.cold_items.len());
+    let cold_users = split
+        .held_subset(
+            audiorec::dataset::split::Part::Test,
+            audiorec::dataset::split::Subset::Cold,
+        )
+        .len();
+    for c in &report.cells {
+        let hot = c.hot.as_ref().expect("every cell has hot results");
+        assert!(!hot.user_ids.is_empty());
+        match c.variant {
+            Variant::Random => assert!(c.cold.is_none(), "Random cannot know a cold track"),
+            _ => assert_eq!(c.cold.as_ref().unwrap().user_ids.len(), cold_users),
+        }
+    }
+    let table = report.table3();
+    let cold = report.cold_table(&table).expect("a hot and cold table");
+    assert_eq!(cold.cold_users, cold_users);
+    let md = audiorec::eval::report::render_markdown(&report);
+    assert!(md.contains("musicnn shuffled") && md.contains("## Hot and cold"));
 }

@@ -4,6 +4,7 @@
 
 mod architecture;
 mod audio;
+mod cold;
 mod duplicates;
 mod experiment;
 mod helpers;

@@ -55,7 +55,7 @@ pub fn hit_rate_chart(report: &GridReport, table: &Table3) -> String {
             let x = x_start + i as f64 * bar_w;
             let (y0, y1) = (y(lo.max(0.0)), y(e.mean));
             let fill = colour(report, row.variant, &row.label);
-            let hatch = if row.variant == Variant::Random {
+            let hatch = if row.variant != Variant::Content {
                 " fill-opacity=\"0.55\""
             } else {
                 ""
@@ -188,8 +188,8 @@ pub fn curves_chart(report: &GridReport) -> Option<String> {
             yb = y(lo)
         );
         for c in cells {
-            let colour = colour(report, c.variant, c.label());
-            let dash = if c.variant == Variant::Random {
+            let colour = colour(report, c.variant, &c.label());
+            let dash = if c.variant != Variant::Content {
                 " stroke-dasharray=\"5 4\""
             } else {
                 ""
@@ -209,7 +209,7 @@ pub fn curves_chart(report: &GridReport) -> Option<String> {
                  <title>{} / {}: {} epochs</title></polyline>",
                 points.join(" "),
                 model.label(),
-                escape(c.label()),
+                escape(&c.label()),
                 c.curve.len()
             );
             if let Some(b) = best {
@@ -219,7 +219,7 @@ pub fn curves_chart(report: &GridReport) -> Option<String> {
                      <title>{}: best epoch {} (validation loss {:.4})</title></circle>",
                     x(b.epoch as f64),
                     y(b.validation_loss),
-                    escape(c.label()),
+                    escape(&c.label()),
                     b.epoch,
                     b.validation_loss
                 );

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::coldstart::{ColdRow, SubsetResult};
 use super::grid::GridReport;
 use super::table3::{Comparison, ComparisonKind};
 use crate::eval::Metrics;
@@ -21,9 +22,21 @@ const COMPARISON_COLUMNS: [&str; 10] = [
     "wilcoxon_p_holm",
 ];
 
-/// The report as CSV (RFC 4180, header line first).
+/// Columns added per subset on a split with cold tracks.
+const SUBSET_COLUMNS: [&str; 6] = [
+    "users",
+    "mean",
+    "half_width",
+    "marks",
+    "vs_shuffled",
+    "vs_shuffled_t_test_p_holm",
+];
+
+/// The report as CSV (RFC 4180, header line first). On a split with cold tracks each line
+/// gains the row's hot and cold results for its metric (empty where there is none).
 pub fn render_csv(report: &GridReport) -> String {
     let table = report.table3();
+    let cold = report.cold_table(&table);
     let mut out = String::from(
         "model,variant,backend,letter,best_on_validation,metric,k,test_users,mean,half_width,marks",
     );
@@ -32,8 +45,15 @@ pub fn render_csv(report: &GridReport) -> String {
             let _ = write!(out, ",{kind}_{c}");
         }
     }
+    if cold.is_some() {
+        for subset in ["hot", "cold"] {
+            for c in SUBSET_COLUMNS {
+                let _ = write!(out, ",{subset}_{c}");
+            }
+        }
+    }
     out.push('\n');
-    for block in &table.blocks {
+    for (b, block) in table.blocks.iter().enumerate() {
         for (i, row) in block.rows.iter().enumerate() {
             for (metric, name) in Metrics::<f64>::NAMES.iter().enumerate() {
                 let e = row.test.values()[metric];
@@ -61,11 +81,38 @@ pub fn render_csv(report: &GridReport) -> String {
                         None => out.push_str(&",".repeat(COMPARISON_COLUMNS.len())),
                     }
                 }
+                if let Some(cold) = &cold {
+                    let cold_block = &cold.blocks[b];
+                    let r = &cold_block.rows[i];
+                    for result in [&r.hot, &r.cold] {
+                        subset(&mut out, result.as_ref(), &cold_block.rows, metric);
+                    }
+                }
                 out.push('\n');
             }
         }
     }
     out
+}
+
+fn subset(out: &mut String, result: Option<&SubsetResult>, rows: &[ColdRow], metric: usize) {
+    let Some(r) = result else {
+        out.push_str(&",".repeat(SUBSET_COLUMNS.len()));
+        return;
+    };
+    let e = r.metrics.values()[metric];
+    let (against, p) = match &r.vs_shuffled {
+        Some((j, tests)) => (field(&rows[*j].label), tests.values()[metric].1.to_string()),
+        None => (String::new(), String::new()),
+    };
+    let _ = write!(
+        out,
+        ",{},{},{},{},{against},{p}",
+        r.users,
+        e.mean,
+        opt(e.half_width),
+        r.marks.values()[metric]
+    );
 }
 
 fn comparison(out: &mut String, c: &Comparison, against: &str) {

@@ -120,6 +120,8 @@ impl GridReport {
                 backend: backend.map(str::to_owned),
                 validation: scores(&validation, p, k),
                 test: scores(&test, p, k),
+                hot: None,
+                cold: None,
                 index_recall: (model == ModelKind::Knn).then(|| 0.95 + 0.04 * rng.random::<f64>()),
                 curve,
                 train_seconds,
@@ -181,6 +183,7 @@ impl GridReport {
                 train: part(1_214, 6_387, 182_405),
                 validation: part(USERS_PER_PART, 2_954, 7_861),
                 test: part(USERS_PER_PART, 3_012, 8_044),
+                cold: Default::default(),
             },
             cells,
         }

@@ -1,6 +1,8 @@
 //! Number and name formatting shared by the renderers, so every format shows the same
 //! digits.
 
+use crate::dataset::SplitCounts;
+use crate::dataset::split::PartCounts;
 use crate::eval::Estimate;
 
 const TITLES: [&str; 5] = ["HitRate", "Recall", "Precision", "MRR", "NDCG"];
@@ -41,6 +43,21 @@ pub(super) fn count(n: usize) -> String {
         out.push(ch);
     }
     out
+}
+
+/// The rows of Table 2: train, validation and test, and on a split with cold tracks the
+/// held-out parts restricted to them.
+pub(super) fn split_rows(s: &SplitCounts) -> Vec<(&'static str, PartCounts)> {
+    let mut rows = vec![
+        ("Train", s.train),
+        ("Validation", s.validation),
+        ("Test", s.test),
+    ];
+    if s.cold.tracks > 0 {
+        rows.push(("Validation (cold)", s.cold.validation));
+        rows.push(("Test (cold)", s.cold.test));
+    }
+    rows
 }
 
 /// Whether row `i` has the highest test mean of its block for `metric` (printed bold).

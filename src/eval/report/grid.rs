@@ -31,12 +31,15 @@ impl ModelKind {
     }
 }
 
-/// Whether the item table comes from a backend's embeddings or from random initialisation.
+/// Whether the item table comes from a backend's embeddings, from that backend with its
+/// rows permuted among the tracks (the shuffled-embedding control of a cold-start split),
+/// or from random initialisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Content,
     Random,
+    Shuffled,
 }
 
 /// A finished grid: provenance, Tables 1 and 2, and every cell's per-user results.
@@ -55,6 +58,14 @@ pub struct GridReport {
     pub cells: Vec<Cell>,
 }
 
+impl GridReport {
+    /// Whether the split held tracks out of training: the report then shows hot and cold
+    /// results beside Table 3.
+    pub fn has_cold(&self) -> bool {
+        self.split.cold.tracks > 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendInfo {
     pub name: String,
@@ -66,10 +77,19 @@ pub struct BackendInfo {
 pub struct Cell {
     pub model: ModelKind,
     pub variant: Variant,
-    /// The backend whose embeddings fill the item table; `None` for the random variant.
+    /// The backend whose embeddings (shuffled for the control) fill the item table;
+    /// `None` for the random variant.
     pub backend: Option<String>,
     pub validation: UserScores,
     pub test: UserScores,
+    /// Test users' scores on their held-out hot tracks, hot tracks ranked alone (a split
+    /// with cold tracks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot: Option<UserScores>,
+    /// Test users' scores on their held-out cold tracks, cold tracks ranked alone; `None`
+    /// without cold tracks and for the Random variants, which cannot know a cold track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<UserScores>,
     /// Recall of the served approximate index against the exact scan (KNN only).
     pub index_recall: Option<f64>,
     /// Losses per finished epoch; empty for KNN, which does not train.
@@ -81,12 +101,13 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// The row label in the tables: the backend, or "Random".
-    pub fn label(&self) -> &str {
+    /// The row label in the tables: the backend, "<backend> shuffled", or "Random".
+    pub fn label(&self) -> String {
         match (self.variant, &self.backend) {
-            (Variant::Content, Some(b)) => b,
-            (Variant::Content, None) => "?",
-            (Variant::Random, _) => "Random",
+            (Variant::Content, Some(b)) => b.clone(),
+            (Variant::Shuffled, Some(b)) => format!("{b} shuffled"),
+            (Variant::Content | Variant::Shuffled, None) => "?".into(),
+            (Variant::Random, _) => "Random".into(),
         }
     }
 }

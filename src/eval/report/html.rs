@@ -4,10 +4,12 @@
 use std::fmt::Write;
 
 use super::charts::{curves_chart, hit_rate_chart};
-use super::format::{count, duration, half_width, is_block_max, mean, metric_title};
+use super::coldstart::{ColdTable, cold_footnote};
+use super::format::{count, duration, half_width, is_block_max, mean, metric_title, split_rows};
 use super::grid::{GridReport, ModelKind, Variant};
 use super::svg::escape;
 use super::table3::{TABLE3_METRICS, Table3, footnote};
+use crate::eval::Estimate;
 
 const STYLE: &str = r#"
 :root { --ink:#1f2329; --muted:#5f6670; --rule:#dfe3e8; --soft:#f5f7f9; --accent:#4e79a7; }
@@ -82,6 +84,9 @@ pub fn render_html(report: &GridReport) -> String {
         "<p class=\"footnote\">{}</p></section>",
         escape(&footnote(&table))
     );
+    if let Some(cold) = report.cold_table(&table) {
+        cold_table(&mut h, &cold);
+    }
     let _ = write!(
         h,
         "<section id=\"hit-rate\"><h2>HitRate@{k} by backend</h2><figure>{}<figcaption>Test users; \
@@ -151,51 +156,100 @@ fn table3(h: &mut String, table: &Table3) {
     for block in &table.blocks {
         h.push_str("<tbody class=\"block\">");
         for (i, row) in block.rows.iter().enumerate() {
-            let class = if row.variant == Variant::Random {
-                " class=\"random\""
-            } else {
-                ""
-            };
-            let _ = write!(h, "<tr{class}>");
-            if i == 0 {
-                let _ = write!(
-                    h,
-                    "<td class=\"model\" rowspan=\"{}\">{}</td>",
-                    block.rows.len(),
-                    block.model.label()
-                );
-            }
             let best = if block.best == Some(i) {
                 "<span class=\"best\" title=\"best backend on validation\">◆</span>"
             } else {
                 ""
             };
-            let _ = write!(
-                h,
-                "<td class=\"l\"><span class=\"letter\">({})</span>{}{best}</td>",
-                row.letter,
-                escape(&row.label)
-            );
+            let first = (i == 0).then_some((block.model, block.rows.len()));
+            row_head(h, first, row.variant, row.letter, &row.label, best);
             for m in TABLE3_METRICS {
-                let e = row.test.values()[m];
-                let max = if is_block_max(&block.rows, i, m) {
-                    " class=\"max\""
-                } else {
-                    ""
-                };
-                let _ = write!(
-                    h,
-                    "<td{max}><span class=\"v\">{}</span><span class=\"hw\">± {}</span><sup>{}</sup></td>",
-                    mean(e),
-                    half_width(e),
-                    row.marks.values()[m]
-                );
+                let max = is_block_max(&block.rows, i, m);
+                value(h, row.test.values()[m], row.marks.values()[m], max);
             }
             h.push_str("</tr>");
         }
         h.push_str("</tbody>");
     }
     h.push_str("</table>");
+}
+
+/// A row's opening: `<tr>`, the block's model cell on its first row (`first`: the model
+/// and the block's row count), and the letter and label.
+fn row_head(
+    h: &mut String,
+    first: Option<(ModelKind, usize)>,
+    variant: Variant,
+    letter: char,
+    label: &str,
+    best: &str,
+) {
+    let class = if variant != Variant::Content {
+        " class=\"random\""
+    } else {
+        ""
+    };
+    let _ = write!(h, "<tr{class}>");
+    if let Some((model, rows)) = first {
+        let _ = write!(
+            h,
+            "<td class=\"model\" rowspan=\"{rows}\">{}</td>",
+            model.label()
+        );
+    }
+    let _ = write!(
+        h,
+        "<td class=\"l\"><span class=\"letter\">({letter})</span>{}{best}</td>",
+        escape(label)
+    );
+}
+
+/// A value cell: mean, half-width and marks, bold when `max`.
+fn value(h: &mut String, e: &Estimate, marks: &str, max: bool) {
+    let max = if max { " class=\"max\"" } else { "" };
+    let _ = write!(
+        h,
+        "<td{max}><span class=\"v\">{}</span><span class=\"hw\">± {}</span><sup>{marks}</sup></td>",
+        mean(e),
+        half_width(e)
+    );
+}
+
+/// The hot and cold table (a split with cold tracks).
+fn cold_table(h: &mut String, table: &ColdTable) {
+    h.push_str(
+        "<section id=\"cold\"><h2>Hot and cold test users</h2><p class=\"sub\">Each subset's \
+         tracks ranked alone; shuffled rows are the chance level of content.</p>\
+         <table id=\"table-cold\"><thead><tr><th class=\"model\">Model</th><th class=\"l\">Backend</th>",
+    );
+    for subset in ["Hot", "Cold"] {
+        for m in TABLE3_METRICS {
+            let _ = write!(h, "<th>{subset} {}</th>", metric_title(m, table.k));
+        }
+    }
+    h.push_str("</tr></thead>");
+    for block in &table.blocks {
+        h.push_str("<tbody class=\"block\">");
+        for (i, row) in block.rows.iter().enumerate() {
+            let first = (i == 0).then_some((block.model, block.rows.len()));
+            row_head(h, first, row.variant, row.letter, &row.label, "");
+            for result in [&row.hot, &row.cold] {
+                for m in TABLE3_METRICS {
+                    match result {
+                        Some(r) => value(h, r.metrics.values()[m], r.marks.values()[m], false),
+                        None => h.push_str("<td>–</td>"),
+                    }
+                }
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</tbody>");
+    }
+    let _ = write!(
+        h,
+        "</table><p class=\"footnote\">{}</p></section>",
+        escape(&cold_footnote(table))
+    );
 }
 
 fn table1(h: &mut String, report: &GridReport) {
@@ -220,12 +274,7 @@ fn table2(h: &mut String, report: &GridReport) {
          <table id=\"table-split\"><thead><tr><th>Part</th><th>Users</th><th>Items</th>\
          <th>Interactions</th></tr></thead><tbody>",
     );
-    let s = &report.split;
-    for (name, p) in [
-        ("Train", &s.train),
-        ("Validation", &s.validation),
-        ("Test", &s.test),
-    ] {
+    for (name, p) in split_rows(&report.split) {
         let _ = write!(
             h,
             "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -234,7 +283,15 @@ fn table2(h: &mut String, report: &GridReport) {
             count(p.interactions)
         );
     }
-    h.push_str("</tbody></table></section>");
+    h.push_str("</tbody></table>");
+    if report.has_cold() {
+        let _ = write!(
+            h,
+            "<p class=\"sub\">{} cold tracks held out of training; the cold rows count their held-out plays.</p>",
+            count(report.split.cold.tracks)
+        );
+    }
+    h.push_str("</section>");
 }
 
 fn timings(h: &mut String, report: &GridReport) {
@@ -260,7 +317,7 @@ fn timings(h: &mut String, report: &GridReport) {
                 h,
                 "<tr><td>{}</td><td class=\"l\">{}</td><td>{epochs}</td><td>{best}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 model.label(),
-                escape(c.label()),
+                escape(&c.label()),
                 c.train_seconds.map_or("–".into(), duration),
                 duration(c.eval_seconds),
                 c.index_recall.map_or("–".into(), |r| format!("{r:.3}"))

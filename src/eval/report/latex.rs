@@ -4,9 +4,11 @@
 
 use std::fmt::Write;
 
+use super::coldstart::{ColdTable, cold_footnote};
 use super::format::{half_width, is_block_max, mean, metric_title};
-use super::grid::GridReport;
+use super::grid::{GridReport, ModelKind};
 use super::table3::{TABLE3_METRICS, footnote};
+use crate::eval::Estimate;
 
 /// Table 3 as a LaTeX `table` environment.
 pub fn render_latex(report: &GridReport) -> String {
@@ -26,43 +28,90 @@ pub fn render_latex(report: &GridReport) -> String {
     for block in &table.blocks {
         tex.push_str("\\midrule\n");
         for (i, row) in block.rows.iter().enumerate() {
-            let model = if i == 0 {
-                escape(block.model.label())
-            } else {
-                String::new()
-            };
             let best = if block.best == Some(i) {
                 "$^{\\diamond}$"
             } else {
                 ""
             };
-            let _ = write!(
-                tex,
-                "{model} & ({}) {}{best}",
+            row_head(
+                &mut tex,
+                (i == 0).then_some(block.model),
                 row.letter,
-                escape(&row.label)
+                &row.label,
+                best,
             );
             for m in TABLE3_METRICS {
-                let e = row.test.values()[m];
-                let v = if is_block_max(&block.rows, i, m) {
-                    format!("\\textbf{{{}}}", mean(e))
-                } else {
-                    mean(e)
-                };
-                let marks = row.marks.values()[m];
-                let sup = if marks.is_empty() {
-                    String::new()
-                } else {
-                    format!("$^{{{marks}}}$")
-                };
-                let hw = half_width(e).replace('–', "--");
-                let _ = write!(tex, " & {v}{{\\scriptsize$\\pm${hw}}}{sup}");
+                let max = is_block_max(&block.rows, i, m);
+                value(&mut tex, row.test.values()[m], row.marks.values()[m], max);
             }
             tex.push_str(" \\\\\n");
         }
     }
     tex.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+    if let Some(cold) = report.cold_table(&table) {
+        cold_table(&mut tex, report, &cold);
+    }
     tex
+}
+
+/// The hot and cold table (a split with cold tracks), a second `table` environment.
+fn cold_table(tex: &mut String, report: &GridReport, table: &ColdTable) {
+    let _ = write!(
+        tex,
+        "\n\\begin{{table}}[t]\n\\centering\n\\small\n\\caption{{{}: hot and cold. {}}}\n\\label{{tab:cold}}\n\\begin{{tabular}}{{llrrrrrr}}\n\\toprule\n & & \\multicolumn{{3}}{{c}}{{Hot}} & \\multicolumn{{3}}{{c}}{{Cold}} \\\\\nModel & Backend",
+        escape(&report.title),
+        escape(&cold_footnote(table))
+    );
+    for _ in 0..2 {
+        for m in TABLE3_METRICS {
+            let _ = write!(tex, " & {}", escape(&metric_title(m, table.k)));
+        }
+    }
+    tex.push_str(" \\\\\n");
+    for block in &table.blocks {
+        tex.push_str("\\midrule\n");
+        for (i, row) in block.rows.iter().enumerate() {
+            row_head(
+                tex,
+                (i == 0).then_some(block.model),
+                row.letter,
+                &row.label,
+                "",
+            );
+            for result in [&row.hot, &row.cold] {
+                for m in TABLE3_METRICS {
+                    match result {
+                        Some(r) => value(tex, r.metrics.values()[m], r.marks.values()[m], false),
+                        None => tex.push_str(" & --"),
+                    }
+                }
+            }
+            tex.push_str(" \\\\\n");
+        }
+    }
+    tex.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+}
+
+/// A row's opening: the model on the block's first row, the letter and label.
+fn row_head(tex: &mut String, first: Option<ModelKind>, letter: char, label: &str, best: &str) {
+    let model = first.map_or(String::new(), |m| escape(m.label()));
+    let _ = write!(tex, "{model} & ({letter}) {}{best}", escape(label));
+}
+
+/// ` & mean ± half-width` with its marks, the mean bold when `max`.
+fn value(tex: &mut String, e: &Estimate, marks: &str, max: bool) {
+    let v = if max {
+        format!("\\textbf{{{}}}", mean(e))
+    } else {
+        mean(e)
+    };
+    let sup = if marks.is_empty() {
+        String::new()
+    } else {
+        format!("$^{{{marks}}}$")
+    };
+    let hw = half_width(e).replace('–', "--");
+    let _ = write!(tex, " & {v}{{\\scriptsize$\\pm${hw}}}{sup}");
 }
 
 /// Text with LaTeX's special characters escaped.

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::format::{count, duration, half_width, is_block_max, mean, metric_title};
+use super::coldstart::{ColdTable, SubsetResult, cold_footnote};
+use super::format::{count, duration, half_width, is_block_max, mean, metric_title, split_rows};
 use super::grid::{GridReport, ModelKind};
 use super::table3::{TABLE3_METRICS, footnote};
 
@@ -18,18 +19,20 @@ pub fn render_markdown(report: &GridReport) -> String {
     md.push_str(
         "\n## Table 2 — Split\n\n| Part | Users | Items | Interactions |\n|:--|--:|--:|--:|\n",
     );
-    let s = &report.split;
-    for (name, p) in [
-        ("Train", &s.train),
-        ("Validation", &s.validation),
-        ("Test", &s.test),
-    ] {
+    for (name, p) in split_rows(&report.split) {
         let _ = writeln!(
             md,
             "| {name} | {} | {} | {} |",
             count(p.users),
             count(p.items),
             count(p.interactions)
+        );
+    }
+    if report.has_cold() {
+        let _ = writeln!(
+            md,
+            "\n{} cold tracks held out of training (the cold rows: held-out plays of cold tracks).",
+            count(report.split.cold.tracks)
         );
     }
     md.push_str("\n## Table 3 — Results on test users\n\n| Model | Backend |");
@@ -66,6 +69,9 @@ pub fn render_markdown(report: &GridReport) -> String {
         }
     }
     let _ = writeln!(md, "\n{} Bold: the block's highest.\n", footnote(&table));
+    if let Some(cold) = report.cold_table(&table) {
+        cold_table(&mut md, &cold);
+    }
     md.push_str("## Timings\n\n| Model | Backend | Epochs | Train | Evaluate | Index recall |\n|:--|:--|--:|--:|--:|--:|\n");
     for model in ModelKind::ALL {
         for c in report.block_cells(model) {
@@ -78,7 +84,7 @@ pub fn render_markdown(report: &GridReport) -> String {
                 md,
                 "| {} | {} | {epochs} | {} | {} | {} |",
                 model.label(),
-                cell(c.label()),
+                cell(&c.label()),
                 c.train_seconds.map_or("–".into(), duration),
                 duration(c.eval_seconds),
                 c.index_recall.map_or("–".into(), |r| format!("{r:.3}"))
@@ -90,6 +96,45 @@ pub fn render_markdown(report: &GridReport) -> String {
         let _ = writeln!(md, "| `{}` | {} |", k.replace('`', "'"), cell(v));
     }
     md
+}
+
+/// The hot and cold table (a split with cold tracks).
+fn cold_table(md: &mut String, table: &ColdTable) {
+    md.push_str("## Hot and cold — test users\n\n| Model | Backend |");
+    for subset in ["Hot", "Cold"] {
+        for m in TABLE3_METRICS {
+            let _ = write!(md, " {subset} {} |", metric_title(m, table.k));
+        }
+    }
+    md.push_str("\n|:--|:--|--:|--:|--:|--:|--:|--:|\n");
+    for block in &table.blocks {
+        for (i, row) in block.rows.iter().enumerate() {
+            let model = if i == 0 { block.model.label() } else { "" };
+            let _ = write!(md, "| {model} | ({}) {} |", row.letter, cell(&row.label));
+            for result in [&row.hot, &row.cold] {
+                for m in TABLE3_METRICS {
+                    let _ = write!(md, " {} |", subset_value(result.as_ref(), m));
+                }
+            }
+            md.push('\n');
+        }
+    }
+    let _ = writeln!(md, "\n{}\n", cold_footnote(table));
+}
+
+/// `mean ± half-width` with its marks, or a dash for no result.
+fn subset_value(result: Option<&SubsetResult>, metric: usize) -> String {
+    let Some(r) = result else {
+        return "–".into();
+    };
+    let e = r.metrics.values()[metric];
+    let marks = r.marks.values()[metric];
+    let sup = if marks.is_empty() {
+        String::new()
+    } else {
+        format!("<sup>{marks}</sup>")
+    };
+    format!("{} ± {}{sup}", mean(e), half_width(e))
 }
 
 /// Text safe inside a table cell: pipes escaped, line breaks flattened.

@@ -3,6 +3,7 @@
 //! sibling files and is rendered as HTML, Markdown, CSV and LaTeX.
 
 mod charts;
+pub mod coldstart;
 mod csv;
 mod example;
 mod format;
@@ -15,6 +16,7 @@ pub mod table3;
 #[cfg(test)]
 mod tests;
 
+pub use coldstart::{ColdTable, cold_footnote};
 pub use csv::render_csv;
 pub use grid::{BackendInfo, Cell, EpochLoss, GridReport, ModelKind, UserScores, Variant};
 pub use html::render_html;
@@ -83,7 +85,7 @@ impl Report {
     pub fn table(&self) -> String {
         let k = self.k;
         let mut out = format!(
-            "{} / {} (k = {k})\n{:<11} {:>7} {:>18} {:>18} {:>18} {:>18} {:>18}\n",
+            "{} / {} (k = {k})\n{:<16} {:>7} {:>18} {:>18} {:>18} {:>18} {:>18}\n",
             self.model,
             self.backend,
             "part",
@@ -95,7 +97,7 @@ impl Report {
             format!("NDCG@{k}")
         );
         for p in &self.parts {
-            out.push_str(&format!("{:<11} {:>7}", p.part, p.users));
+            out.push_str(&format!("{:<16} {:>7}", p.part, p.users));
             for e in p.metrics.values() {
                 let hw = e.half_width.map_or("-".to_string(), |h| format!("{h:.4}"));
                 out.push_str(&format!(" {:>18}", format!("{:.4} ± {hw}", e.mean)));

@@ -31,9 +31,10 @@ pub(super) fn escape(s: &str) -> String {
     out
 }
 
-/// The colour of a row: its backend's place in Table 1, grey for Random.
+/// The colour of a row: its backend's place in Table 1, grey for Random and the
+/// shuffled controls.
 pub(super) fn colour(report: &GridReport, variant: Variant, label: &str) -> &'static str {
-    if variant == Variant::Random {
+    if variant != Variant::Content {
         return RANDOM_COLOUR;
     }
     let i = report.backends.iter().position(|b| b.name == label);

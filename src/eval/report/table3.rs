@@ -76,13 +76,18 @@ pub enum ComparisonKind {
 
 impl GridReport {
     /// Cells of one block in row order: content cells by the order of `backends` (unknown
-    /// backends after, by name), then the random cell.
+    /// backends after, by name), then the shuffled controls in the same order, then the
+    /// random cell.
     pub fn block_cells(&self, model: ModelKind) -> Vec<&Cell> {
         let position = |c: &Cell| {
             let b = c.backend.as_deref().unwrap_or("");
             let known = self.backends.iter().position(|x| x.name == b);
             (
-                c.variant == Variant::Random,
+                match c.variant {
+                    Variant::Content => 0,
+                    Variant::Shuffled => 1,
+                    Variant::Random => 2,
+                },
                 known.unwrap_or(usize::MAX),
                 b.to_owned(),
             )
@@ -113,7 +118,7 @@ fn block(model: ModelKind, cells: &[&Cell]) -> Block {
         .iter()
         .enumerate()
         .map(|(i, c)| Row {
-            label: c.label().to_owned(),
+            label: c.label(),
             variant: c.variant,
             letter: char::from(b'a' + (i % 26) as u8),
             test_users: c.test.scores.len(),

@@ -39,6 +39,8 @@ fn cell(model: ModelKind, backend: Option<&str>, validation_hits: usize, test: U
         backend: backend.map(str::to_owned),
         validation: scores("v", 20, validation_hits),
         test,
+        hot: None,
+        cold: None,
         index_recall: (model == ModelKind::Knn).then_some(0.97),
         curve: if model == ModelKind::Knn {
             Vec::new()
@@ -307,4 +309,91 @@ fn users_pair_by_id_over_those_both_cells_have() {
     assert_eq!(b.pairs(&a), vec![(1, 3), (2, 2), (3, 1), (4, 0)]);
     assert_eq!(a.pairs(&a), vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
     assert!(a.pairs(&scores("w", 3, 0)).is_empty());
+}
+
+/// The hand-built grid on a split with cold tracks: every cell with hot scores (10 of 20
+/// hit), content cells with cold scores (9 of 12 hit), the Random row without, and a
+/// shuffled control of KNN alpha (hot 5 of 20, cold 1 of 12).
+fn with_cold() -> GridReport {
+    use crate::dataset::split::{ColdCounts, PartCounts};
+    let mut report = hand_built();
+    let part = |users, items, interactions| PartCounts {
+        users,
+        items,
+        interactions,
+    };
+    report.split.cold = ColdCounts {
+        tracks: 7,
+        validation: part(3, 4, 5),
+        test: part(4, 5, 6),
+    };
+    for c in &mut report.cells {
+        c.hot = Some(scores("t", 20, 10));
+        c.cold = (c.variant == Variant::Content).then(|| scores("c", 12, 9));
+    }
+    let mut control = cell(ModelKind::Knn, Some("alpha"), 3, scores("t", 20, 4));
+    control.variant = Variant::Shuffled;
+    control.hot = Some(scores("t", 20, 5));
+    control.cold = Some(scores("c", 12, 1));
+    report.cells.push(control);
+    report
+}
+
+#[test]
+fn hot_and_cold_columns_appear_only_with_cold_tracks() {
+    let plain = hand_built();
+    assert!(plain.cold_table(&plain.table3()).is_none());
+    let md = render_markdown(&plain);
+    assert!(!md.contains("Hot and cold") && !md.contains("(cold)"));
+    assert!(!render_csv(&plain).contains("cold_"));
+    assert!(!render_html(&plain).contains("table-cold"));
+    assert!(!render_latex(&plain).contains("tab:cold"));
+
+    let report = with_cold();
+    let table = report.table3();
+    let cold = report.cold_table(&table).expect("a cold table");
+    assert_eq!((cold.hot_users, cold.cold_users), (20, 12));
+    let knn = &cold.blocks[0];
+    let labels: Vec<&str> = knn.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["alpha", "beta_2", "gamma", "alpha shuffled"]);
+    let alpha = &knn.rows[0];
+    let alpha_cold = alpha.cold.as_ref().unwrap();
+    assert!((alpha_cold.metrics.hit_rate.mean - 0.75).abs() < 1e-12);
+    // Cold: 8 of 12 users better than the control, t = 4.69 (df 11), Holm over three
+    // content rows still far below 0.05; hot: t = 2.52 (df 19), p ≈ 0.021, ×3 > 0.05.
+    assert_eq!(alpha_cold.marks.hit_rate, "d");
+    assert_eq!(alpha.hot.as_ref().unwrap().marks.hit_rate, "");
+    let (against, tests) = alpha_cold.vs_shuffled.as_ref().unwrap();
+    assert_eq!(*against, 3);
+    assert!((tests.hit_rate.0.mean_difference - 8.0 / 12.0).abs() < 1e-12);
+    assert!(tests.hit_rate.1 < 0.01, "{}", tests.hit_rate.1);
+    assert!(knn.rows[3].cold.as_ref().unwrap().vs_shuffled.is_none());
+    // The Random row of the Shallow Net has hot results and no cold ones.
+    let random = &cold.blocks[1].rows[1];
+    assert_eq!(random.label, "Random");
+    assert!(random.hot.is_some() && random.cold.is_none());
+
+    let md = render_markdown(&report);
+    assert!(md.contains("## Hot and cold"), "{md}");
+    assert!(md.contains("| Test (cold) | 4 | 5 | 6 |"), "{md}");
+    assert!(md.contains("| (d) alpha shuffled |"), "{md}");
+    assert!(md.contains("0.750 ± "), "{md}");
+    let csv = render_csv(&report);
+    let header = csv.lines().next().unwrap();
+    assert!(header.ends_with(
+        ",cold_users,cold_mean,cold_half_width,cold_marks,cold_vs_shuffled,cold_vs_shuffled_t_test_p_holm"
+    ));
+    let columns = header.split(',').count();
+    assert!(csv.lines().all(|l| l.split(',').count() == columns));
+    let alpha_hit = csv
+        .lines()
+        .find(|l| l.starts_with("knn,content,alpha,a,") && l.contains(",hit_rate,"))
+        .unwrap();
+    assert!(alpha_hit.contains(",12,0.75,"), "{alpha_hit}");
+    assert!(alpha_hit.contains(",d,alpha shuffled,"), "{alpha_hit}");
+    let html = render_html(&report);
+    assert!(html.contains("id=\"table-cold\"") && html.contains("Test (cold)"));
+    assert_eq!(balanced(&html, "table"), 6);
+    let tex = render_latex(&report);
+    assert!(tex.contains("\\label{tab:cold}") && tex.contains("alpha shuffled"));
 }

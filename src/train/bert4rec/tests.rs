@@ -238,6 +238,7 @@ fn walks() -> (Embeddings, Split) {
         config: SplitConfig::default(),
         train,
         train_items: (0..N as u32).collect(),
+        cold_items: Vec::new(),
         validation,
         test: Vec::new(),
         counts: SplitCounts::default(),

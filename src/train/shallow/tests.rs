@@ -62,6 +62,7 @@ pub(crate) fn fixture() -> Fixture {
             config: SplitConfig::default(),
             train,
             train_items: (0..12).collect(),
+            cold_items: Vec::new(),
             validation,
             test: Vec::new(),
             counts: SplitCounts::default(),
