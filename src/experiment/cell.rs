@@ -59,27 +59,25 @@ fn curve(records: &[EpochRecord]) -> Vec<EpochLoss> {
         .collect()
 }
 
-/// Trains (where needed) and evaluates one cell.
-pub fn run_cell(
+/// A trained cell: its checkpoint's files and its validation curve.
+pub struct Trained {
+    pub paths: CheckpointPaths,
+    pub curve: Vec<EpochRecord>,
+    pub seconds: f64,
+}
+
+/// Trains a Shallow Net or BERT4Rec cell into `cx.models` under the cell's checkpoint
+/// name, continuing a checkpoint of the same parameters and data there; a KNN cell has
+/// nothing to train (`None`).
+pub fn train_cell(
     cell: &CellSpec,
     cx: &CellContext,
     observer: &dyn FitObserver,
-) -> anyhow::Result<CellOutcome> {
-    let items = &cx.split.train_items;
+) -> anyhow::Result<Option<Trained>> {
     let paths = CheckpointPaths::new(cx.models, &cell.checkpoint_name());
     let resume = paths.config().is_file();
-    let (recommender, curve_records, train_seconds): (Box<dyn Recommender>, _, _) = match cell.model
-    {
-        ModelKind::Knn => {
-            let exact = KnnRecommender::new(
-                cx.embeddings.clone(),
-                items,
-                IndexKind::Exact,
-                HnswParams::default(),
-                None,
-            );
-            (Box::new(exact), Vec::new(), None)
-        }
+    let checkpoint = match cell.model {
+        ModelKind::Knn => return Ok(None),
         ModelKind::Shallow => {
             let s = &cx.config.shallow;
             let params = ShallowParams {
@@ -101,16 +99,7 @@ pub fn run_cell(
                 users: &cx.dataset.interactions.users,
             };
             let out = shallow::fit(&params, data, &paths, resume, cx.device, observer)?;
-            let rec = ShallowRecommender::load(
-                &paths.config(),
-                cx.embeddings.clone(),
-                items,
-                IndexKind::Exact,
-                HnswParams::default(),
-                cx.device,
-            )?;
-            let seconds = out.checkpoint.train_seconds();
-            (Box::new(rec), out.checkpoint.curve, Some(seconds))
+            (out.checkpoint.curve.clone(), out.checkpoint.train_seconds())
         }
         ModelKind::Bert4rec => {
             let b = &cx.config.bert4rec;
@@ -137,10 +126,47 @@ pub fn run_cell(
                 split: cx.split,
             };
             let out = bert4rec::fit(&config, data, &paths, resume, cx.device, observer)?;
-            let rec = Bert4RecRecommender::load(&paths.config(), e.clone(), items, cx.device)?;
-            let seconds = out.checkpoint.train_seconds();
-            (Box::new(rec), out.checkpoint.curve, Some(seconds))
+            (out.checkpoint.curve.clone(), out.checkpoint.train_seconds())
         }
+    };
+    let (curve, seconds) = checkpoint;
+    Ok(Some(Trained {
+        paths,
+        curve,
+        seconds,
+    }))
+}
+
+/// Trains (where needed) and evaluates one cell.
+pub fn run_cell(
+    cell: &CellSpec,
+    cx: &CellContext,
+    observer: &dyn FitObserver,
+) -> anyhow::Result<CellOutcome> {
+    let items = &cx.split.train_items;
+    let trained = train_cell(cell, cx, observer)?;
+    let recommender: Box<dyn Recommender> = match (&trained, cell.model) {
+        (Some(t), ModelKind::Shallow) => Box::new(ShallowRecommender::load(
+            &t.paths.config(),
+            cx.embeddings.clone(),
+            items,
+            IndexKind::Exact,
+            HnswParams::default(),
+            cx.device,
+        )?),
+        (Some(t), ModelKind::Bert4rec) => Box::new(Bert4RecRecommender::load(
+            &t.paths.config(),
+            cx.embeddings.clone(),
+            items,
+            cx.device,
+        )?),
+        _ => Box::new(KnnRecommender::new(
+            cx.embeddings.clone(),
+            items,
+            IndexKind::Exact,
+            HnswParams::default(),
+            None,
+        )),
     };
     let start = Instant::now();
     let users = &cx.dataset.interactions.users;
@@ -159,8 +185,8 @@ pub fn run_cell(
     Ok(CellOutcome {
         validation,
         test,
-        curve: curve(&curve_records),
-        train_seconds,
+        curve: trained.as_ref().map_or_else(Vec::new, |t| curve(&t.curve)),
+        train_seconds: trained.as_ref().map(|t| t.seconds),
         eval_seconds,
         index_recall,
     })
