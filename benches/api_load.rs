@@ -164,6 +164,8 @@ fn settings(database_url: String, data: PathBuf) -> Settings {
         job_stale_after: 30,
         shutdown_grace: 10,
         device: "cpu".into(),
+        demo_training: false,
+        demo_epochs: None,
     }
 }
 
@@ -199,8 +201,10 @@ fn main() -> anyhow::Result<()> {
     // generator's would let one delay the other's timers and count that as latency.
     let server = tokio::runtime::Runtime::new()?;
     let app = server.block_on(Application::build(&settings))?;
+    let listening = started.elapsed().as_secs_f64();
+    app.loader().registry().wait_started();
     println!(
-        "service ready in {:.1} s ({} users, {} tracks, backend {BACKEND}, database {database})",
+        "service listening after {listening:.1} s, ready in {:.1} s ({} users, {} tracks, backend {BACKEND}, database {database})",
         started.elapsed().as_secs_f64(),
         users.len(),
         tracks.len()

@@ -46,7 +46,7 @@ if [[ -n "$API_KEY" ]]; then
   auth=(-H "Authorization: Bearer $API_KEY")
 fi
 DATABASE_URL="sqlite://$work/db.sqlite" "$bin" serve --data "$work/data" --bind "127.0.0.1:$port" \
-  --index exact "${key_args[@]}" >"$work/server.log" 2>&1 &
+  --index exact --demo-training false "${key_args[@]}" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 120); do
   curl -fs "$base/ready" >/dev/null 2>&1 && break

@@ -93,6 +93,17 @@ pub struct Settings {
     /// taken to have lost its process and is claimed again by any replica.
     #[arg(long, env = "AUDIOREC_JOB_STALE_AFTER", default_value_t = 30)]
     pub job_stale_after: u64,
+    /// On demo data (a folder written by `audiorec demo-data` or by `serve` itself) with
+    /// no finished checkpoint of theirs, train a short Shallow Net and BERT4Rec on the
+    /// `musicnn` backend in the background once listening (a few minutes on 2 cores on
+    /// `small` data), each served as soon as it is trained and saved to the models folder,
+    /// so the next start loads it. `false` turns this off.
+    #[arg(long, env = "AUDIOREC_DEMO_TRAINING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_training: bool,
+    /// Most epochs of each demo model (early stopping may end it sooner); default 8 for
+    /// the Shallow Net and 4 for BERT4Rec.
+    #[arg(long, env = "AUDIOREC_DEMO_EPOCHS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub demo_epochs: Option<u32>,
     /// On shutdown, seconds a running job may take to finish before it is handed back to
     /// the queue for another process (the shutdown takes at most this plus a second).
     #[arg(long, env = "AUDIOREC_SHUTDOWN_GRACE", default_value_t = 10)]

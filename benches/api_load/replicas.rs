@@ -43,6 +43,8 @@ fn replica(database_url: &str, data: &std::path::Path) -> anyhow::Result<Replica
         data.to_path_buf(),
     )))?;
     let base = format!("http://{}", app.address());
+    // Listening; the index is built in the background: load starts once it is ready.
+    app.loader().registry().wait_started();
     runtime.spawn(app.run_until(std::future::pending()));
     Ok(Replica {
         base,

@@ -63,6 +63,10 @@ pub enum ApiError {
     NoListens(String),
     #[error("the database is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// The model asked for is still being built or trained: answered 503 with a
+    /// `Retry-After` of the seconds until it is expected ready.
+    #[error("{detail}")]
+    NotReady { detail: String, retry_after: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -110,6 +114,11 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            ApiError::NotReady { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready yet",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -140,6 +149,11 @@ impl IntoResponse for ApiError {
         );
         if matches!(self, ApiError::Unavailable(_)) {
             response.extensions_mut().insert(DatabaseUnavailable);
+        }
+        if let ApiError::NotReady { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -68,9 +68,14 @@ impl EvaluationJobs {
             Some(_) => {}
             None => return Err(JobError::Failed(format!("no run `{}`", input.run_id))),
         }
+        // A model still being built or trained is waited for: the job goes back to the
+        // queue and is claimed again.
         let recommender = state
             .recommender(&input.model, &input.backend)
-            .map_err(|e| JobError::Failed(e.to_string()))?;
+            .map_err(|e| match e {
+                ApiError::NotReady { .. } => JobError::Retry(e.to_string()),
+                e => JobError::Failed(e.to_string()),
+            })?;
         runs::execute(
             &state.store,
             &input.run_id,

@@ -196,7 +196,9 @@ fn resolve(state: &AppState, users: &[TestUser]) -> Result<Vec<RunCase>, ApiErro
               (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
               (status = 404, description = "Unknown user, track, model or backend", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Invalid users or k", body = Problem, content_type = "application/problem+json"),
-              (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json")))]
+              (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The model or backend asked for is still being built or trained (`not-ready`, with `Retry-After`), the database is unavailable, or the request timed out; retry later", body = Problem, content_type = "application/problem+json",
+               headers(("Retry-After" = u64, description = "Seconds until the model is expected ready (when it is building or training)")))))]
 pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<NewEvaluation>,

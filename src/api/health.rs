@@ -1,5 +1,7 @@
 //! Liveness, readiness and metrics for operators.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -8,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::Json;
+use super::recommendations::ModelInfo;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -24,7 +27,8 @@ pub async fn health() -> Json<Health> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`; `starting` while an index or checkpoint found at start-up is still
+    /// being built or loaded; `unavailable` while the database is down.
     #[schema(example = "ready")]
     pub status: &'static str,
     /// `postgres` or `sqlite`.
@@ -34,30 +38,52 @@ pub struct Readiness {
     /// Number of catalog tracks served.
     #[schema(example = 5000)]
     pub tracks: usize,
-    /// `model/backend` pairs loaded.
+    /// `model/backend` pairs that serve now.
     #[schema(example = json!(["knn/musicnn", "knn/mert"]))]
     pub models: Vec<String>,
+    /// Each backend's KNN index (which also answers similar tracks): `building`,
+    /// `ready` or `failed`.
+    #[schema(example = json!({"mert": "building", "musicnn": "ready"}))]
+    pub backends: BTreeMap<String, &'static str>,
+    /// Every (model, backend) with its state: what is building, training, ready or failed.
+    pub entries: Vec<ModelInfo>,
 }
 
-/// Readiness: the database answers (a round trip within half a second) and models are
-/// loaded. Not ready while the database is down; ready again when it returns.
+/// Readiness, for load balancers: 200 once the database answers (a round trip within
+/// half a second) and everything found at start-up is loaded (every backend's KNN index
+/// and every checkpoint in the models folder is ready, or failed and logged). Models the
+/// service trains in the background (the demo's) are listed but not waited for. 503 while
+/// starting or while the database is down; ready again when it returns.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, description = "Ready to serve", body = Readiness),
-              (status = 503, description = "The database is unreachable", body = Readiness)))]
+              (status = 503, description = "Still starting (indexes building, checkpoints loading) or the database is unreachable", body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = state.database.check().await;
-    let models: Vec<String> = state
-        .registry
-        .models()
-        .map(|(m, b)| format!("{m}/{b}"))
+    let registry = &state.registry;
+    let starting = registry.starting();
+    let entries = state.model_infos();
+    let backends = entries
+        .iter()
+        .filter(|e| e.model == "knn")
+        .map(|e| (e.backend.clone(), e.state))
         .collect();
-    let ok = database_ok && !models.is_empty();
+    let ok = database_ok && !starting;
     let body = Readiness {
-        status: if ok { "ready" } else { "unavailable" },
+        status: match (database_ok, starting) {
+            (false, _) => "unavailable",
+            (true, true) => "starting",
+            (true, false) => "ready",
+        },
         database: state.store.kind(),
         database_ok,
-        tracks: state.registry.catalog.len(),
-        models,
+        tracks: registry.catalog.len(),
+        models: registry
+            .models()
+            .iter()
+            .map(|(m, b)| format!("{m}/{b}"))
+            .collect(),
+        backends,
+        entries,
     };
     let status = if ok {
         StatusCode::OK

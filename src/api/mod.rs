@@ -33,7 +33,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
 use crate::recommend::Recommender;
-use crate::recommend::registry::Registry;
+use crate::recommend::knn::KnnRecommender;
+use crate::recommend::readiness::State;
+use crate::recommend::registry::{Lookup, Registry};
 use crate::store::Store;
 use error::ApiError;
 
@@ -54,18 +56,19 @@ pub struct AppState {
 
 impl AppState {
     /// Must be called within a Tokio runtime: it starts the database probe.
-    pub fn new(store: Store, registry: Registry, settings: &Settings) -> Self {
+    pub fn new(store: Store, registry: Arc<Registry>, settings: &Settings) -> Self {
         Self {
             database: availability::Availability::start(store.clone()),
             store: store.remember_histories(settings.remembered_users),
-            registry: Arc::new(registry),
+            registry,
             telemetry: Arc::default(),
             api_key: settings.api_key.as_ref().map(|k| Arc::from(k.0.as_str())),
             sync_eval_users: settings.sync_eval_users,
         }
     }
 
-    /// The recommender for (model, backend), or the 404 that names what is available.
+    /// The recommender for (model, backend); the 503 with `Retry-After` of one still
+    /// being built or trained; or the 404 that names what is available.
     fn recommender(&self, model: &str, backend: &str) -> Result<Arc<dyn Recommender>, ApiError> {
         let r = &self.registry;
         if !r.backends.contains_key(backend) {
@@ -75,20 +78,41 @@ impl AppState {
                 names.join(", ")
             )));
         }
-        r.get(model, backend).cloned().ok_or_else(|| {
-            let available: Vec<String> = r.models().map(|(m, b)| format!("{m}/{b}")).collect();
-            if r.has_model(model) {
-                ApiError::UnknownModel(format!(
-                    "model `{model}` is not trained for backend `{backend}` (available: {})",
-                    available.join(", ")
-                ))
-            } else {
-                ApiError::UnknownModel(format!(
-                    "no model `{model}` (available: {})",
-                    available.join(", ")
-                ))
-            }
-        })
+        let available = || {
+            let pairs: Vec<String> = r.models().iter().map(|(m, b)| format!("{m}/{b}")).collect();
+            pairs.join(", ")
+        };
+        match r.lookup(model, backend) {
+            Lookup::Ready(recommender) => Ok(recommender),
+            Lookup::Pending(state) => Err(ApiError::NotReady {
+                detail: format!(
+                    "`{model}` for backend `{backend}` is {} (see /ready); serving now: {}",
+                    pending_detail(&state),
+                    available()
+                ),
+                retry_after: state.retry_after(std::time::Instant::now()).unwrap_or(1),
+            }),
+            Lookup::Failed(reason) => Err(ApiError::UnknownModel(format!(
+                "`{model}` for backend `{backend}` failed to load: {reason} (available: {})",
+                available()
+            ))),
+            Lookup::Missing if r.has_model(model) => Err(ApiError::UnknownModel(format!(
+                "model `{model}` is not trained for backend `{backend}` (available: {})",
+                available()
+            ))),
+            Lookup::Missing => Err(ApiError::UnknownModel(format!(
+                "no model `{model}` (available: {})",
+                available()
+            ))),
+        }
+    }
+
+    /// The KNN recommender of a backend, whose index answers "similar tracks".
+    fn knn(&self, backend: &str) -> Result<Arc<KnnRecommender>, ApiError> {
+        self.recommender("knn", backend)?;
+        self.registry
+            .knn(backend)
+            .ok_or_else(|| ApiError::UnknownBackend(format!("no backend `{backend}`")))
     }
 
     /// The backend used when a request names none: the first one served.
@@ -110,6 +134,17 @@ impl AppState {
 
     fn track_id(&self, index: u32) -> String {
         self.registry.catalog.id(index).to_string()
+    }
+}
+
+/// A pending state in words, for a problem's detail.
+fn pending_detail(state: &State) -> String {
+    match state {
+        State::Training { epoch: 0, .. } => "waiting to be trained".into(),
+        State::Training { epoch, epochs, .. } => {
+            format!("still training (epoch {epoch} of at most {epochs})")
+        }
+        _ => "still being built".into(),
     }
 }
 

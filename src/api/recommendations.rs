@@ -11,32 +11,76 @@ use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, Query};
 use super::tracks::ScoredTrack;
 use super::{AppState, check_k};
+use crate::recommend::readiness::State as EntryState;
 use crate::recommend::{Query as RecQuery, Recommender};
 
 #[derive(Serialize, ToSchema)]
 pub struct ModelInfo {
-    #[schema(example = "knn")]
+    #[schema(example = "shallow")]
     pub model: String,
     #[schema(example = "musicnn")]
     pub backend: String,
     #[schema(example = 200)]
     pub dim: usize,
+    /// `building` (index or checkpoint loading), `training`, `ready` or `failed`.
+    #[schema(example = "training")]
+    pub state: &'static str,
+    /// Whether requests for it are answered now (a model being retrained keeps serving
+    /// its last checkpoint).
+    #[schema(example = false)]
+    pub serving: bool,
+    /// While training: the epoch under way (1-based) and the most it will run (early
+    /// stopping may end it sooner).
+    #[schema(example = 3)]
+    pub epoch: Option<usize>,
+    #[schema(example = 10)]
+    pub epochs: Option<usize>,
+    /// While building or training: seconds until it is expected ready (what a request
+    /// for it is told in `Retry-After`).
+    #[schema(example = 42)]
+    pub ready_in: Option<u64>,
+    /// Why it failed.
+    #[schema(example = json!(null))]
+    pub reason: Option<String>,
 }
 
-/// The (model, backend) pairs this service can recommend with.
+/// Every (model, backend) this service has or is preparing: what it can recommend with
+/// now, and what is still building or training, with when it should be ready.
 #[utoipa::path(get, path = "/v1/models", tag = "recommendations",
-    responses((status = 200, description = "Loaded models", body = [ModelInfo])))]
+    responses((status = 200, description = "Loaded models, and those building or training", body = [ModelInfo])))]
 pub async fn models(State(state): State<AppState>) -> Json<Vec<ModelInfo>> {
-    let r = &state.registry;
-    Json(
-        r.models()
-            .map(|(m, b)| ModelInfo {
-                model: m.into(),
-                backend: b.into(),
-                dim: r.backends.get(b).map_or(0, |e| e.dim),
+    Json(state.model_infos())
+}
+
+impl AppState {
+    /// The registry's entries as the API shows them.
+    pub(super) fn model_infos(&self) -> Vec<ModelInfo> {
+        let now = std::time::Instant::now();
+        let r = &self.registry;
+        r.entries()
+            .into_iter()
+            .map(|e| {
+                let (epoch, epochs) = match e.state {
+                    EntryState::Training { epoch, epochs, .. } => (Some(epoch), Some(epochs)),
+                    _ => (None, None),
+                };
+                ModelInfo {
+                    dim: r.backends.get(&e.backend).map_or(0, |b| b.dim),
+                    state: e.state.name(),
+                    serving: e.serving,
+                    epoch,
+                    epochs,
+                    ready_in: e.state.retry_after(now),
+                    reason: match &e.state {
+                        EntryState::Failed(reason) => Some(reason.clone()),
+                        _ => None,
+                    },
+                    model: e.model,
+                    backend: e.backend,
+                }
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -116,7 +160,9 @@ async fn recommend(
     responses((status = 200, description = "Recommended tracks, best first", body = Recommendations),
               (status = 404, description = "Unknown user, model or backend", body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "The user has no listens yet: nothing to recommend from", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "k out of range", body = Problem, content_type = "application/problem+json")))]
+              (status = 422, description = "k out of range", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The model or backend asked for is still being built or trained (`not-ready`, with `Retry-After`), the database is unavailable, or the request timed out; retry later", body = Problem, content_type = "application/problem+json",
+               headers(("Retry-After" = u64, description = "Seconds until the model is expected ready (when it is building or training)")))))]
 pub async fn for_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -159,7 +205,9 @@ pub struct HistoryRequest {
     responses((status = 200, description = "Recommended tracks, best first", body = Recommendations),
               (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
               (status = 404, description = "Unknown track, model or backend", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Empty history or k out of range", body = Problem, content_type = "application/problem+json")))]
+              (status = 422, description = "Empty history or k out of range", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The model or backend asked for is still being built or trained (`not-ready`, with `Retry-After`), the database is unavailable, or the request timed out; retry later", body = Problem, content_type = "application/problem+json",
+               headers(("Retry-After" = u64, description = "Seconds until the model is expected ready (when it is building or training)")))))]
 pub async fn for_history(
     State(state): State<AppState>,
     Json(body): Json<HistoryRequest>,

@@ -1,8 +1,12 @@
 //! Building the service from settings and running it: demo data when there is no
-//! dataset, the catalog imported into an empty database, KNN indexes per backend, then
-//! axum on a bound socket with graceful shutdown, and the job worker beside it.
+//! dataset, the catalog imported into an empty database, then axum on a bound socket with
+//! graceful shutdown and the job worker beside it, while every backend's KNN index and
+//! every checkpoint found are built and loaded in the background
+//! ([`crate::recommend::loader`]): the service answers as soon as it listens, and each
+//! model serves from the moment it is ready.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,6 +18,7 @@ use crate::config::Settings;
 use crate::dataset::demo::{self, Scale};
 use crate::dataset::{Dataset, Layout, MissingTracks};
 use crate::jobs::{self, Worker, WorkerConfig};
+use crate::recommend::loader::{self, LoadSettings, Loader};
 use crate::recommend::registry::Registry;
 use crate::store::Store;
 
@@ -23,12 +28,14 @@ pub struct Application {
     router: axum::Router,
     store: Store,
     worker: Worker,
+    loader: Loader,
 }
 
 impl Application {
-    /// Loads data and models, connects and migrates the database, binds the socket.
+    /// Loads the catalog and embeddings, connects and migrates the database, starts
+    /// building the models in the background and binds the socket.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let state = load_state(settings).await?;
+        let (state, loader) = load_state(settings).await?;
         let store = state.store.clone();
         let worker = Worker::new(
             store.clone(),
@@ -48,7 +55,14 @@ impl Application {
             router,
             store,
             worker,
+            loader,
         })
+    }
+
+    /// What the service serves, and a way to serve a model trained while it runs (the
+    /// demo's background training uses it).
+    pub fn loader(&self) -> Loader {
+        self.loader.clone()
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -110,7 +124,7 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
+async fn load_state(settings: &Settings) -> anyhow::Result<(AppState, Loader)> {
     let layout = Layout::new(&settings.data);
     if !settings.data.exists() {
         tracing::info!(dir = %settings.data.display(), scale = ?settings.demo_scale, "no dataset: generating demo data");
@@ -170,24 +184,16 @@ async fn load_state(settings: &Settings) -> anyhow::Result<AppState> {
         );
     }
 
-    let (index, hnsw) = (settings.index, settings.hnsw());
-    let remembered_users = settings.remembered_users;
-    let tracks = dataset.tracks;
-    let cache = layout.derived().join("index");
-    let models_dir = settings.models_dir();
-    let device = crate::model::parse_device(&settings.device).map_err(anyhow::Error::msg)?;
-    let registry = tokio::task::spawn_blocking(move || {
-        let mut registry = Registry::with_knn(
-            tracks,
-            backends,
-            index,
-            hnsw,
-            Some(&cache),
-            remembered_users,
-        );
-        registry.load_checkpoints(&models_dir, &device, index, hnsw);
-        registry
-    })
-    .await?;
-    Ok(AppState::new(store, registry, settings))
+    let registry = Arc::new(Registry::new(dataset.tracks, backends));
+    let load = LoadSettings {
+        index: settings.index,
+        hnsw: settings.hnsw(),
+        index_cache: Some(layout.derived().join("index")),
+        remembered_users: settings.remembered_users,
+        models_dir: settings.models_dir(),
+        device: crate::model::parse_device(&settings.device).map_err(anyhow::Error::msg)?,
+        threads: std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let loader = loader::start(registry.clone(), &load);
+    Ok((AppState::new(store, registry, settings), loader))
 }

@@ -91,7 +91,9 @@ pub struct SimilarTracks {
     params(("track_id" = String, Path, description = "Track id"), SimilarParams),
     responses((status = 200, description = "Most similar tracks, best first", body = SimilarTracks),
               (status = 404, description = "Unknown track or backend", body = super::error::Problem, content_type = "application/problem+json"),
-              (status = 422, description = "k out of range", body = super::error::Problem, content_type = "application/problem+json")))]
+              (status = 422, description = "k out of range", body = super::error::Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The backend's index is still being built (`not-ready`, with `Retry-After`), the database is unavailable, or the request timed out; retry later", body = super::error::Problem, content_type = "application/problem+json",
+               headers(("Retry-After" = u64, description = "Seconds until the model is expected ready (when it is building)")))))]
 pub async fn similar(
     State(state): State<AppState>,
     Path(track_id): Path<String>,
@@ -100,12 +102,7 @@ pub async fn similar(
     let k = check_k(params.k.unwrap_or(10))?;
     let index = state.track_index(&track_id)?;
     let backend = params.backend.unwrap_or_else(|| state.default_backend());
-    state.recommender("knn", &backend)?;
-    let knn = state
-        .registry
-        .knn(&backend)
-        .cloned()
-        .ok_or_else(|| ApiError::UnknownBackend(format!("no backend `{backend}`")))?;
+    let knn = state.knn(&backend)?;
     let embeddings = state.registry.backends[&backend].clone();
     let found = tokio::task::spawn_blocking(move || {
         knn.index()

@@ -26,7 +26,8 @@ use crate::embeddings::manifest::{self, BackendInfo, Manifest};
 use crate::embeddings::npy::write_f32_matrix;
 
 /// How big a demo dataset to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Scale {
     /// 300 users, 800 tracks: unit and HTTP tests.
     Tiny,
@@ -114,6 +115,15 @@ const FACTORS: usize = 32;
 /// Style factors per track.
 const STYLE: usize = 8;
 
+/// The file in a dataset folder that says it is generated demo data (its scale, seed and
+/// counts): on demo data, `serve` trains the neural models it has no checkpoint of.
+pub const MARKER: &str = "demo.json";
+
+/// Whether `dir` holds generated demo data.
+pub fn is_demo(dir: &Path) -> bool {
+    dir.join(MARKER).is_file()
+}
+
 /// Counts of what was written.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct DemoSummary {
@@ -122,8 +132,8 @@ pub struct DemoSummary {
     pub plays: u64,
 }
 
-/// Writes a dataset folder: plays TSV, sorted track ids, one `.npy` per backend and the
-/// manifest declaring their dimensions.
+/// Writes a dataset folder: plays TSV, sorted track ids, one `.npy` per backend, the
+/// manifest declaring their dimensions and the [`MARKER`] saying it is demo data.
 pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSummary> {
     let shape = scale.shape();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -189,11 +199,14 @@ pub fn generate(out: &Path, scale: Scale, seed: u64) -> std::io::Result<DemoSumm
         &ids,
         &mut rng,
     )?;
-    Ok(DemoSummary {
+    let summary = DemoSummary {
         users: shape.users,
         tracks: shape.tracks,
         plays,
-    })
+    };
+    let marker = serde_json::json!({"scale": scale, "seed": seed, "summary": summary});
+    fs::write(out.join(MARKER), format!("{marker:#}\n"))?;
+    Ok(summary)
 }
 
 /// Declares the demo backends, so that their names (shared with real models) are checked

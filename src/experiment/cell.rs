@@ -66,52 +66,26 @@ fn curve(records: &[EpochRecord]) -> Vec<EpochLoss> {
         .collect()
 }
 
-/// What a cell's recommender is built from once trained.
-enum Trained {
-    Knn,
-    Shallow(CheckpointPaths),
-    Bert4rec(CheckpointPaths),
+/// A trained cell: its checkpoint's files and its validation curve.
+pub struct Trained {
+    pub paths: CheckpointPaths,
+    pub curve: Vec<EpochRecord>,
+    pub seconds: f64,
 }
 
-impl Trained {
-    /// The recommender over `items`, the only tracks it may recommend.
-    fn build(&self, cx: &CellContext, items: &[u32]) -> anyhow::Result<Box<dyn Recommender>> {
-        let e = cx.embeddings.clone();
-        let exact = (IndexKind::Exact, HnswParams::default());
-        Ok(match self {
-            Trained::Knn => Box::new(KnnRecommender::new(e, items, exact.0, exact.1, None)),
-            Trained::Shallow(paths) => Box::new(ShallowRecommender::load(
-                &paths.config(),
-                e,
-                items,
-                exact.0,
-                exact.1,
-                cx.device,
-            )?),
-            Trained::Bert4rec(paths) => Box::new(Bert4RecRecommender::load(
-                &paths.config(),
-                e,
-                items,
-                cx.device,
-            )?),
-        })
-    }
-}
-
-/// Trains (where needed) and evaluates one cell: validation and test users over the
-/// recommender's universe (train and cold tracks when it reads content, train tracks
-/// for the Random variants, which cannot know a cold track), and on a split with cold
-/// tracks the test users' hot and cold results, each subset ranked alone.
-pub fn run_cell(
+/// Trains a Shallow Net or BERT4Rec cell into `cx.models` under the cell's checkpoint
+/// name, continuing a checkpoint of the same parameters and data there; a KNN cell has
+/// nothing to train (`None`).
+pub fn train_cell(
     cell: &CellSpec,
     cx: &CellContext,
     observer: &dyn FitObserver,
-) -> anyhow::Result<CellOutcome> {
+) -> anyhow::Result<Option<Trained>> {
     let paths = CheckpointPaths::new(cx.models, &cell.checkpoint_name());
     let resume = paths.config().is_file();
     let backend = &cx.embeddings.backend;
-    let (trained, curve_records, train_seconds) = match cell.model {
-        ModelKind::Knn => (Trained::Knn, Vec::new(), None),
+    let (curve, seconds) = match cell.model {
+        ModelKind::Knn => return Ok(None),
         ModelKind::Shallow => {
             let s = &cx.config.shallow;
             let params = ShallowParams {
@@ -133,8 +107,7 @@ pub fn run_cell(
                 users: &cx.dataset.interactions.users,
             };
             let out = shallow::fit(&params, data, &paths, resume, cx.device, observer)?;
-            let seconds = out.checkpoint.train_seconds();
-            (Trained::Shallow(paths), out.checkpoint.curve, Some(seconds))
+            (out.checkpoint.curve.clone(), out.checkpoint.train_seconds())
         }
         ModelKind::Bert4rec => {
             let b = &cx.config.bert4rec;
@@ -161,21 +134,62 @@ pub fn run_cell(
                 split: cx.split,
             };
             let out = bert4rec::fit(&config, data, &paths, resume, cx.device, observer)?;
-            let seconds = out.checkpoint.train_seconds();
-            (
-                Trained::Bert4rec(paths),
-                out.checkpoint.curve,
-                Some(seconds),
-            )
+            (out.checkpoint.curve.clone(), out.checkpoint.train_seconds())
         }
     };
+    Ok(Some(Trained {
+        paths,
+        curve,
+        seconds,
+    }))
+}
+
+/// The cell's recommender over `items`, the only tracks it may recommend: the exact scan
+/// for KNN, the trained checkpoint otherwise.
+fn build_recommender(
+    cell: &CellSpec,
+    trained: Option<&Trained>,
+    cx: &CellContext,
+    items: &[u32],
+) -> anyhow::Result<Box<dyn Recommender>> {
+    let e = cx.embeddings.clone();
+    let exact = (IndexKind::Exact, HnswParams::default());
+    Ok(match (trained, cell.model) {
+        (Some(t), ModelKind::Shallow) => Box::new(ShallowRecommender::load(
+            &t.paths.config(),
+            e,
+            items,
+            exact.0,
+            exact.1,
+            cx.device,
+        )?),
+        (Some(t), ModelKind::Bert4rec) => Box::new(Bert4RecRecommender::load(
+            &t.paths.config(),
+            e,
+            items,
+            cx.device,
+        )?),
+        _ => Box::new(KnnRecommender::new(e, items, exact.0, exact.1, None)),
+    })
+}
+
+/// Trains (where needed) and evaluates one cell: validation and test users over the
+/// recommender's universe (train and cold tracks when it reads content, train tracks
+/// for the Random variants, which cannot know a cold track), and on a split with cold
+/// tracks the test users' hot and cold results, each subset ranked alone.
+pub fn run_cell(
+    cell: &CellSpec,
+    cx: &CellContext,
+    observer: &dyn FitObserver,
+) -> anyhow::Result<CellOutcome> {
+    let trained = train_cell(cell, cx, observer)?;
     let reads_content = cell.variant != Variant::Random;
     let universe = if reads_content {
         cx.split.recommendable()
     } else {
         cx.split.train_items.clone()
     };
-    let recommender = trained.build(cx, &universe)?;
+    let recommender = build_recommender(cell, trained.as_ref(), cx, &universe)?;
     let start = Instant::now();
     let users = &cx.dataset.interactions.users;
     let k = cx.config.k;
@@ -192,7 +206,8 @@ pub fn run_cell(
     let (mut hot, mut cold) = (None, None);
     if cx.split.has_cold() {
         let subset = |subset: Subset| -> anyhow::Result<Evaluation> {
-            let model = trained.build(cx, cx.split.subset_items(subset))?;
+            let model =
+                build_recommender(cell, trained.as_ref(), cx, cx.split.subset_items(subset))?;
             let held = cx.split.held_subset(Part::Test, subset);
             Ok(evaluate_held(model.as_ref(), cx.split, &held, users, k)?)
         };
@@ -209,8 +224,8 @@ pub fn run_cell(
         test,
         hot,
         cold,
-        curve: curve(&curve_records),
-        train_seconds,
+        curve: trained.as_ref().map_or_else(Vec::new, |t| curve(&t.curve)),
+        train_seconds: trained.as_ref().map(|t| t.seconds),
         eval_seconds,
         index_recall,
     })

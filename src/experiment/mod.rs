@@ -8,12 +8,14 @@
 //! - [`plan`]: the cells and their estimated time;
 //! - [`cell`]: training and evaluating one cell;
 //! - [`grid`]: running the grid, resuming what an interruption left;
-//! - [`manifest`]: what produced it.
+//! - [`manifest`]: what produced it;
+//! - [`demo`]: the demo's models, trained in the background of a running service.
 //!
 //! The report is read back from the database by `crate::eval::stored`.
 
 pub mod cell;
 pub mod config;
+pub mod demo;
 pub mod grid;
 pub mod manifest;
 pub mod plan;

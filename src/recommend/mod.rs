@@ -5,6 +5,8 @@
 
 pub mod bert4rec;
 pub mod knn;
+pub mod loader;
+pub mod readiness;
 pub mod registry;
 pub mod shallow;
 

@@ -1,155 +1,202 @@
-//! The recommenders a running service offers, keyed by (model, backend), over one catalog.
+//! The recommenders a running service offers, keyed by (model, backend), over one catalog,
+//! and where each one stands: a service listens before its indexes are built and may
+//! train models while it serves, so entries become ready over time (see
+//! [`super::loader`] for the start-up, and [`State`]).
 //!
 //! The service serves every catalog track (not only train tracks): a track added with its
 //! embedding is recommendable by content-based models as soon as the service loads it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use std::path::Path;
-
-use candle_core::Device;
-use rayon::prelude::*;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::Recommender;
-use super::bert4rec::Bert4RecRecommender;
 use super::knn::KnnRecommender;
-use super::shallow::ShallowRecommender;
+use super::readiness::State;
 use crate::dataset::Vocab;
 use crate::embeddings::Embeddings;
-use crate::index::{HnswParams, IndexKind};
 
 /// Everything the API needs to answer from memory: the catalog, the frozen matrices and
-/// the models built on them.
+/// the models built on them, as they become ready.
 pub struct Registry {
     pub catalog: Vocab,
     pub backends: BTreeMap<String, Arc<Embeddings>>,
-    models: BTreeMap<(String, String), Arc<dyn Recommender>>,
-    knn: BTreeMap<String, Arc<KnnRecommender>>,
+    entries: RwLock<BTreeMap<(String, String), Entry>>,
+    knn: RwLock<BTreeMap<String, Arc<KnnRecommender>>>,
+    /// Whether the start-up loading is over (every entry it planned is ready or failed).
+    started: (Mutex<bool>, Condvar),
+}
+
+/// One (model, backend): what serves it now, and its state. A model being retrained (a
+/// demo model whose training resumes) keeps serving its last checkpoint meanwhile.
+struct Entry {
+    serving: Option<Arc<dyn Recommender>>,
+    state: State,
+}
+
+/// What a lookup finds.
+pub enum Lookup {
+    Ready(Arc<dyn Recommender>),
+    /// Not servable yet: building or training (see [`State::retry_after`]).
+    Pending(State),
+    /// It failed and serves nothing; the reason.
+    Failed(String),
+    /// No such (model, backend).
+    Missing,
+}
+
+/// An entry as the API shows it.
+#[derive(Debug, Clone)]
+pub struct EntryView {
+    pub model: String,
+    pub backend: String,
+    pub state: State,
+    /// Whether requests are answered now (a retrained model serves its last checkpoint).
+    pub serving: bool,
+}
+
+fn key(model: &str, backend: &str) -> (String, String) {
+    (model.to_string(), backend.to_string())
 }
 
 impl Registry {
-    /// Builds a KNN recommender over all catalog tracks for each backend, the backends in
-    /// parallel; HNSW graphs are cached in `index_cache`; each keeps the user vectors of up to `remembered_users`
-    /// stored users (see [`KnnRecommender::remember_users`]).
-    pub fn with_knn(
-        catalog: Vocab,
-        backends: Vec<Embeddings>,
-        index: IndexKind,
-        params: HnswParams,
-        index_cache: Option<&std::path::Path>,
-        remembered_users: usize,
-    ) -> Self {
-        let items: Vec<u32> = (0..catalog.len() as u32).collect();
-        let mut registry = Self {
+    /// A registry of `backends` over `catalog` with nothing loaded yet.
+    pub fn new(catalog: Vocab, backends: Vec<Embeddings>) -> Self {
+        Self {
             catalog,
-            backends: BTreeMap::new(),
-            models: BTreeMap::new(),
-            knn: BTreeMap::new(),
-        };
-        // One backend's index per core: each graph build is sequential and seeded (so
-        // deterministic), and the backends are independent, so a start-up with four
-        // backends on two cores takes about half as long.
-        let built: Vec<(Arc<Embeddings>, Arc<KnnRecommender>)> = backends
-            .into_par_iter()
-            .map(|embeddings| {
-                let embeddings = Arc::new(embeddings);
-                let started = std::time::Instant::now();
-                let knn = KnnRecommender::new(embeddings.clone(), &items, index, params, index_cache)
-                    .remember_users(remembered_users);
-                tracing::info!(backend = %embeddings.backend, dim = embeddings.dim, tracks = items.len(), seconds = started.elapsed().as_secs_f64(), "KNN index ready");
-                (embeddings, Arc::new(knn))
-            })
-            .collect();
-        for (embeddings, knn) in built {
-            let name = embeddings.backend.clone();
-            registry.knn.insert(name.clone(), knn.clone());
-            registry.add(knn);
-            registry.backends.insert(name, embeddings);
+            backends: backends
+                .into_iter()
+                .map(|e| (e.backend.clone(), Arc::new(e)))
+                .collect(),
+            entries: RwLock::default(),
+            knn: RwLock::default(),
+            started: (Mutex::new(false), Condvar::new()),
         }
-        registry
     }
 
-    /// Loads every trained checkpoint in `models_dir` named `<model>-<backend>` (Shallow
-    /// Net, BERT4Rec) for a backend this registry serves, over all catalog tracks. A checkpoint that fails to
-    /// load is logged and skipped: the service still serves what it can.
-    pub fn load_checkpoints(
-        &mut self,
-        models_dir: &Path,
-        device: &Device,
-        index: IndexKind,
-        params: HnswParams,
-    ) {
-        let items: Vec<u32> = (0..self.catalog.len() as u32).collect();
-        let backends: Vec<(String, Arc<Embeddings>)> = self
-            .backends
-            .iter()
-            .map(|(b, e)| (b.clone(), e.clone()))
-            .collect();
-        for (backend, embeddings) in backends {
-            if models_dir
-                .join(format!("shallow-{backend}.safetensors"))
-                .is_file()
-            {
-                let loaded = ShallowRecommender::load(
-                    models_dir,
-                    embeddings.clone(),
-                    &items,
-                    index,
-                    params,
-                    device,
+    /// Sets the state of (model, backend), creating the entry; what it serves stays.
+    pub fn set_state(&self, model: &str, backend: &str, state: State) {
+        let mut entries = self.entries.write().expect("registry lock");
+        match entries.get_mut(&key(model, backend)) {
+            Some(entry) => entry.state = state,
+            None => {
+                entries.insert(
+                    key(model, backend),
+                    Entry {
+                        serving: None,
+                        state,
+                    },
                 );
-                self.add_loaded("Shallow Net", &backend, loaded);
-            }
-            let bert = models_dir.join(format!("bert4rec-{backend}"));
-            if bert.with_extension("safetensors").is_file() {
-                let loaded = Bert4RecRecommender::load(&bert, embeddings.clone(), &items, device);
-                self.add_loaded("BERT4Rec", &backend, loaded);
             }
         }
     }
 
-    fn add_loaded<R: Recommender + 'static, E: std::fmt::Display>(
-        &mut self,
-        what: &str,
-        backend: &str,
-        loaded: Result<R, E>,
-    ) {
-        match loaded {
-            Ok(model) => {
-                tracing::info!(%backend, model = what, "checkpoint loaded");
-                self.add(Arc::new(model));
-            }
-            Err(e) => {
-                tracing::error!(%backend, model = what, error = %e, "could not load the checkpoint")
-            }
+    /// Serves `recommender` under its (model, backend) name from now on, ready.
+    pub fn add(&self, recommender: Arc<dyn Recommender>) {
+        let key = key(recommender.model(), recommender.backend());
+        let entry = Entry {
+            serving: Some(recommender),
+            state: State::Ready,
+        };
+        self.entries
+            .write()
+            .expect("registry lock")
+            .insert(key, entry);
+    }
+
+    /// Serves a backend's KNN recommender, whose index also answers "similar tracks".
+    pub fn add_knn(&self, knn: Arc<KnnRecommender>) {
+        self.knn
+            .write()
+            .expect("registry lock")
+            .insert(knn.backend().to_string(), knn.clone());
+        self.add(knn);
+    }
+
+    /// Marks (model, backend) failed; a model that served before keeps serving.
+    pub fn fail(&self, model: &str, backend: &str, reason: String) {
+        self.set_state(model, backend, State::Failed(reason));
+    }
+
+    pub fn lookup(&self, model: &str, backend: &str) -> Lookup {
+        let entries = self.entries.read().expect("registry lock");
+        match entries.get(&key(model, backend)) {
+            None => Lookup::Missing,
+            Some(Entry {
+                serving: Some(r), ..
+            }) => Lookup::Ready(r.clone()),
+            Some(Entry {
+                state: State::Failed(reason),
+                ..
+            }) => Lookup::Failed(reason.clone()),
+            Some(e) => Lookup::Pending(e.state.clone()),
         }
     }
 
-    /// Adds (or replaces) a model under its (model, backend) name.
-    pub fn add(&mut self, recommender: Arc<dyn Recommender>) {
-        let key = (
-            recommender.model().to_string(),
-            recommender.backend().to_string(),
-        );
-        self.models.insert(key, recommender);
+    /// The recommender of (model, backend) if it serves.
+    pub fn get(&self, model: &str, backend: &str) -> Option<Arc<dyn Recommender>> {
+        match self.lookup(model, backend) {
+            Lookup::Ready(r) => Some(r),
+            _ => None,
+        }
     }
 
-    pub fn get(&self, model: &str, backend: &str) -> Option<&Arc<dyn Recommender>> {
-        self.models.get(&(model.to_string(), backend.to_string()))
+    /// The KNN recommender of a backend once its index is built.
+    pub fn knn(&self, backend: &str) -> Option<Arc<KnnRecommender>> {
+        self.knn
+            .read()
+            .expect("registry lock")
+            .get(backend)
+            .cloned()
     }
 
-    /// The KNN recommender of a backend, whose index also answers "similar tracks".
-    pub fn knn(&self, backend: &str) -> Option<&Arc<KnnRecommender>> {
-        self.knn.get(backend)
+    /// Every entry, by model then backend.
+    pub fn entries(&self) -> Vec<EntryView> {
+        let entries = self.entries.read().expect("registry lock");
+        entries
+            .iter()
+            .map(|((model, backend), e)| EntryView {
+                model: model.clone(),
+                backend: backend.clone(),
+                state: e.state.clone(),
+                serving: e.serving.is_some(),
+            })
+            .collect()
     }
 
-    /// (model, backend) pairs on offer.
-    pub fn models(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.models.keys().map(|(m, b)| (m.as_str(), b.as_str()))
+    /// (model, backend) pairs that serve now.
+    pub fn models(&self) -> Vec<(String, String)> {
+        let entries = self.entries.read().expect("registry lock");
+        entries
+            .iter()
+            .filter(|(_, e)| e.serving.is_some())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
+    /// Whether any backend has (or will have) `model`.
     pub fn has_model(&self, model: &str) -> bool {
-        self.models.keys().any(|(m, _)| m == model)
+        let entries = self.entries.read().expect("registry lock");
+        entries.keys().any(|(m, _)| m == model)
+    }
+
+    /// Declares the start-up loading over (see [`Registry::starting`]).
+    pub fn finish_start(&self) {
+        let (done, changed) = &self.started;
+        *done.lock().expect("registry lock") = true;
+        changed.notify_all();
+    }
+
+    /// Whether the start-up loading is still going on.
+    pub fn starting(&self) -> bool {
+        !*self.started.0.lock().expect("registry lock")
+    }
+
+    /// Blocks until the start-up loading is over.
+    pub fn wait_started(&self) {
+        let (done, changed) = &self.started;
+        let guard = done.lock().expect("registry lock");
+        let _done = changed
+            .wait_while(guard, |done| !*done)
+            .expect("registry lock");
     }
 }

@@ -2,13 +2,14 @@
 //! database), the tiny demo dataset, the real server on a free port.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use audiorec::api::startup::Application;
 use audiorec::config::Settings;
 use audiorec::dataset::demo::{self, Scale};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks};
 use audiorec::index::{HnswParams, IndexKind};
+use audiorec::recommend::registry::Registry;
 use audiorec::store::Store;
 use serde_json::Value;
 
@@ -91,6 +92,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
+    pub registry: Arc<Registry>,
 }
 
 pub fn settings(database_url: String) -> Settings {
@@ -113,6 +115,8 @@ pub fn settings(database_url: String) -> Settings {
         job_stale_after: 30,
         shutdown_grace: 10,
         device: "cpu".into(),
+        demo_training: false,
+        demo_epochs: None,
     }
 }
 
@@ -121,20 +125,33 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Te
     spawn_app_on(database_url(db).await, configure).await
 }
 
-/// Starts the service on the database at `url`.
+/// Starts the service on the database at `url` and waits until what it loads at
+/// start-up is loaded (as a load balancer waits for `/ready`).
 pub async fn spawn_app_on(url: String, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = settings(url);
     configure(&mut settings);
-    let app = Application::build(&settings)
+    let app = spawn_listening(&settings).await;
+    while app.registry.starting() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    app
+}
+
+/// Starts the service and returns as soon as it listens, its indexes perhaps still
+/// building.
+pub async fn spawn_listening(settings: &Settings) -> TestApp {
+    let app = Application::build(settings)
         .await
         .expect("the service starts");
     let address = format!("http://{}", app.address());
     let store = app.store().clone();
+    let registry = app.loader().registry().clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
         client: reqwest::Client::new(),
         store,
+        registry,
     }
 }
 

@@ -14,3 +14,4 @@ mod outage;
 mod process;
 mod replicas;
 mod round_trip;
+mod startup;

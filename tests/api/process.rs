@@ -1,6 +1,7 @@
 //! The real `audiorec serve` binary as a child process, for what an in-process server
 //! cannot show: several replicas on one database, and a process killed with SIGKILL.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,16 +15,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `audiorec serve` on `database_url` (with `extra` flags) and waits until
-    /// `/ready` answers 200.
+    /// Starts `audiorec serve` on `database_url` (with `extra` flags, no demo training)
+    /// and waits until `/ready` answers 200.
     pub async fn start(database_url: &str, extra: &[&str]) -> Self {
+        let flags = [&["--demo-training", "false"], extra].concat();
+        Self::start_on(&dataset_dir(), database_url, &flags).await
+    }
+
+    /// Starts `audiorec serve --data data` on `database_url` with `extra` flags and waits
+    /// until `/ready` answers 200.
+    pub async fn start_on(data: &Path, database_url: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_audiorec"))
             .args(["serve", "--index", "exact", "--bind"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data")
-            .arg(dataset_dir())
+            .arg(data)
             .args(extra)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
