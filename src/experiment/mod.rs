@@ -8,7 +8,9 @@
 //! - [`plan`]: the cells and their estimated time;
 //! - [`cell`]: training and evaluating one cell;
 //! - [`grid`]: running the grid, resuming what an interruption left;
-//! - [`manifest`]: what produced it.
+//! - [`manifest`]: what produced it;
+//! - [`source`]: the service's grids, on the data it serves;
+//! - [`progress`]: where the service's running grids are.
 //!
 //! The report is read back from the database by `crate::eval::stored`.
 
@@ -17,6 +19,8 @@ pub mod config;
 pub mod grid;
 pub mod manifest;
 pub mod plan;
+pub mod progress;
+pub mod source;
 
 pub use crate::eval::stored::load_report;
 pub use config::ExperimentConfig;

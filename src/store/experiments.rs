@@ -51,7 +51,7 @@ where
 }
 
 impl Store {
-    /// Records an experiment as running: a new one, or one started before (resumed), whose
+    /// Records an experiment as running: a new one, or one queued or started before, whose
     /// header is refreshed (the manifest's timings and revision may have changed).
     pub async fn start_experiment(
         &self,
@@ -75,6 +75,33 @@ impl Store {
         .await
         .map(drop))?;
         Ok(())
+    }
+
+    /// Records an experiment accepted by the service as `queued` (its grid runs as a job),
+    /// unless it exists and has not failed; a failed one is queued again. `true` when the
+    /// caller should enqueue its job: of two identical requests at once, one wins.
+    pub async fn queue_experiment(
+        &self,
+        id: &str,
+        name: &str,
+        config: &str,
+        header: &str,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, pool => sqlx::query(
+            "INSERT INTO experiments (id, name, config, header, status, created_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5) \
+             ON CONFLICT (id) DO UPDATE SET status = 'queued', error = NULL, finished_at = NULL \
+             WHERE experiments.status = 'failed'",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(config)
+        .bind(header)
+        .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
     }
 
     /// Marks an experiment finished: `error` is `None` when every cell succeeded.

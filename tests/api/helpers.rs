@@ -112,6 +112,7 @@ pub fn settings(database_url: String) -> Settings {
         remembered_users: 20_000,
         job_stale_after: 30,
         shutdown_grace: 10,
+        experiment_budget: 600,
         device: "cpu".into(),
     }
 }

@@ -5,12 +5,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::dataset::SplitCounts;
 use crate::eval::Metrics;
 
 /// The recommenders of the paper, in its order (the blocks of Table 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     Knn,
@@ -32,7 +35,7 @@ impl ModelKind {
 }
 
 /// Whether the item table comes from a backend's embeddings or from random initialisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Content,
@@ -55,9 +58,12 @@ pub struct GridReport {
     pub cells: Vec<Cell>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BackendInfo {
+    #[schema(example = "musicnn")]
     pub name: String,
+    /// Width of the backend's embeddings.
+    #[schema(example = 200)]
     pub dim: usize,
 }
 
@@ -125,7 +131,7 @@ impl UserScores {
 }
 
 /// Training and validation loss after one epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EpochLoss {
     pub epoch: usize,
     pub train_loss: f64,
