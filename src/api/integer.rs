@@ -47,8 +47,8 @@ pub fn integral(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
-            Some(x) if x.fract() == 0.0 && x >= 0.0 && x < 1.8e19 => Value::from(x as u64),
-            Some(x) if x.fract() == 0.0 && x < 0.0 && x > -9.2e18 => Value::from(x as i64),
+            Some(x) if x.fract() == 0.0 && (0.0..1.8e19).contains(&x) => Value::from(x as u64),
+            Some(x) if x.fract() == 0.0 && (-9.2e18..0.0).contains(&x) => Value::from(x as i64),
             _ => Value::Number(n),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),

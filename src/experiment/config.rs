@@ -210,7 +210,7 @@ impl ExperimentConfig {
         within("bert4rec.batch_size", b.batch_size, 1, BATCH)?;
         within("bert4rec.max_len", b.max_len, 2, MAX_LEN)?;
         within("bert4rec.random_hidden", b.random_hidden, 2, HIDDEN)?;
-        if b.random_hidden % 2 != 0 {
+        if !b.random_hidden.is_multiple_of(2) {
             return Err(format!(
                 "bert4rec.random_hidden must be even (two attention heads), got {}",
                 b.random_hidden
