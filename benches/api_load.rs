@@ -163,6 +163,7 @@ fn settings(database_url: String, data: PathBuf) -> Settings {
         remembered_users: 20_000,
         job_stale_after: 30,
         shutdown_grace: 10,
+        experiment_budget: 0,
         device: "cpu".into(),
         demo_training: false,
         demo_epochs: None,

@@ -108,6 +108,11 @@ pub struct Settings {
     /// the queue for another process (the shutdown takes at most this plus a second).
     #[arg(long, env = "AUDIOREC_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Most seconds of computing that one `POST /v1/experiments` may ask for, by its
+    /// plan's estimate (what `audiorec experiment --dry-run` prints); a larger grid is
+    /// answered 422 and belongs on the command line. 0 refuses every experiment.
+    #[arg(long, env = "AUDIOREC_EXPERIMENT_BUDGET", default_value_t = 3600)]
+    pub experiment_budget: u64,
 }
 
 impl Settings {

@@ -39,6 +39,11 @@ pub enum ApiError {
     UnknownBackend(String),
     #[error("no evaluation run `{0}`")]
     UnknownRun(String),
+    #[error("no experiment `{0}`")]
+    UnknownExperiment(String),
+    /// No representation the client accepts (the message names those served).
+    #[error("{0}")]
+    NotAcceptable(String),
     /// The body is not JSON, or not the JSON this endpoint takes.
     #[error("{0}")]
     MalformedBody(String),
@@ -84,6 +89,16 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 "unknown-run",
                 "Unknown evaluation run",
+            ),
+            ApiError::UnknownExperiment(_) => (
+                StatusCode::NOT_FOUND,
+                "unknown-experiment",
+                "Unknown experiment",
+            ),
+            ApiError::NotAcceptable(_) => (
+                StatusCode::NOT_ACCEPTABLE,
+                "not-acceptable",
+                "Not acceptable",
             ),
             ApiError::MalformedBody(_) => (
                 StatusCode::BAD_REQUEST,

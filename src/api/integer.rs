@@ -41,6 +41,24 @@ fn from_number<E: Error, T: TryFrom<i64> + TryFrom<u64>>(n: &serde_json::Number)
     }
 }
 
+/// A whole body with every integral number (`2.0`) made an integer, for bodies read
+/// into types whose integer fields cannot carry the attribute (shared with the CLI).
+pub fn integral(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(x) if x.fract() == 0.0 && (0.0..1.8e19).contains(&x) => Value::from(x as u64),
+            Some(x) if x.fract() == 0.0 && (-9.2e18..0.0).contains(&x) => Value::from(x as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, integral(v))).collect())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, serde::Deserialize)]
@@ -74,5 +92,14 @@ mod tests {
         );
         assert!(parse(r#"{"ts": 1e30}"#).is_err());
         assert!(parse(r#"{"ts": "3"}"#).is_err());
+    }
+
+    #[test]
+    fn integral_numbers_in_a_whole_body_become_integers() {
+        let body = serde_json::json!({"a": 2.0, "b": [1e3, 2.5, -4.0], "c": {"d": 7}});
+        assert_eq!(
+            super::integral(body),
+            serde_json::json!({"a": 2, "b": [1000, 2.5, -4], "c": {"d": 7}})
+        );
     }
 }

@@ -7,6 +7,8 @@ mod availability;
 pub mod error;
 mod eval_jobs;
 mod evaluations;
+mod experiment_report;
+mod experiments;
 mod extract;
 mod health;
 mod integer;
@@ -32,6 +34,9 @@ use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
+use crate::dataset::Layout;
+use crate::experiment::progress::Board;
+use crate::experiment::source::GridSource;
 use crate::recommend::Recommender;
 use crate::recommend::knn::KnnRecommender;
 use crate::recommend::readiness::State;
@@ -52,6 +57,11 @@ pub struct AppState {
     database: Arc<availability::Availability>,
     api_key: Option<Arc<str>>,
     sync_eval_users: usize,
+    /// Experiment grids on the served dataset, where they are, and the most estimated
+    /// seconds one may cost.
+    pub grids: Arc<GridSource>,
+    pub board: Board,
+    experiment_budget: u64,
 }
 
 impl AppState {
@@ -64,6 +74,12 @@ impl AppState {
             telemetry: Arc::default(),
             api_key: settings.api_key.as_ref().map(|k| Arc::from(k.0.as_str())),
             sync_eval_users: settings.sync_eval_users,
+            grids: Arc::new(GridSource::new(
+                Layout::new(&settings.data),
+                &settings.device,
+            )),
+            board: Board::default(),
+            experiment_budget: settings.experiment_budget,
         }
     }
 
@@ -165,6 +181,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/users", post(users::create))
         .route("/v1/users/{user_id}/listens", post(users::append_listens))
         .route("/v1/evaluations", post(evaluations::create))
+        .route("/v1/experiments", post(experiments::create))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             availability::require_database,
@@ -194,6 +211,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/v1/evaluations/{run_id}/compare/{other_id}",
             get(evaluations::compare),
+        )
+        .route("/v1/experiments", get(experiments::list))
+        .route("/v1/experiments/{experiment_id}", get(experiments::get))
+        .route(
+            "/v1/experiments/{experiment_id}/report",
+            get(experiment_report::report),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

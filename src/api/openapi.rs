@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{evaluations, health, recommendations, tracks, users};
+use super::{evaluations, experiment_report, experiments, health, recommendations, tracks, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use super::{evaluations, health, recommendations, tracks, users};
         users::create, users::get, users::append_listens, users::list_listens,
         recommendations::models, recommendations::for_user, recommendations::for_history,
         evaluations::create, evaluations::get, evaluations::list, evaluations::compare,
+        experiments::create, experiments::list, experiments::get, experiment_report::report,
     ),
     modifiers(&ApiKey, &CommonResponses),
     tags(
@@ -32,6 +33,7 @@ use super::{evaluations, health, recommendations, tracks, users};
         (name = "users", description = "Users and their listens"),
         (name = "tracks", description = "The catalog and similar tracks"),
         (name = "evaluations", description = "Offline evaluation runs with confidence intervals"),
+        (name = "experiments", description = "The paper's comparison as a grid job: every backend under every recommender, its report with significance"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -45,7 +45,11 @@ impl Application {
                 shutdown_grace: Duration::from_secs(settings.shutdown_grace),
             },
         )
-        .handle(jobs::EVALUATION, super::eval_jobs::handler(state.clone()));
+        .handle(jobs::EVALUATION, super::eval_jobs::handler(state.clone()))
+        .handle(
+            jobs::EXPERIMENT,
+            jobs::experiment::handler(store.clone(), state.grids.clone(), state.board.clone()),
+        );
         let router = router(state, settings);
         let listener = TcpListener::bind(settings.bind)
             .await

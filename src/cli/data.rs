@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use audiorec::dataset::split::{SplitFile, paper_keep_from};
+use audiorec::dataset::split::paper_keep_from;
 use audiorec::dataset::time::parse_date_arg;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
 
@@ -28,13 +28,7 @@ impl DataArgs {
 
     /// The split `audiorec split` saved, if any.
     pub fn saved_split(&self) -> anyhow::Result<Option<SplitConfig>> {
-        let path = self.layout().split_file();
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let file = SplitFile::load(&path)
-            .with_context(|| format!("could not read the saved split {}", path.display()))?;
-        Ok(Some(file.config))
+        Dataset::saved_split(&self.layout()).context("could not read the saved split")
     }
 
     /// The first kept day: the flag, else the saved split's, else the paper's.
@@ -63,16 +57,7 @@ impl DataArgs {
     /// The dataset and the split that `audiorec split` saved (or the paper's default
     /// split, saved now, when there is none).
     pub fn open_split(&self) -> anyhow::Result<(Dataset, Split)> {
-        let dataset = self.open()?;
-        let path = self.layout().split_file();
-        let config = SplitConfig {
-            keep_from: dataset.options.keep_from,
-            ..self.saved_split()?.unwrap_or_default()
-        };
-        let split = Split::new(&dataset.interactions, dataset.tracks.len(), config);
-        let file = SplitFile::new(&split, &dataset.interactions.users);
-        file.save(&path)
-            .with_context(|| format!("could not save the split to {}", path.display()))?;
-        Ok((dataset, split))
+        Dataset::open_split(&self.layout(), self.keep_from, self.missing_tracks)
+            .with_context(|| format!("could not open the dataset in {}", self.data.display()))
     }
 }

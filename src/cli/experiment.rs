@@ -139,6 +139,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config()?;
     let device = parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device {e}"))?;
     let (dataset, split) = args.data.open_split()?;
+    config
+        .validate(&dataset.layout.backends()?)
+        .map_err(|e| anyhow::anyhow!("the experiment's configuration: {e}"))?;
     let plan = grid::plan(&config, &dataset, &split, &args.device)?;
     print_plan(&plan);
     if args.dry_run {

@@ -158,6 +158,45 @@ impl Dataset {
         Self::import(layout, options, &|_| {})
     }
 
+    /// The split `audiorec split` saved for this folder, if any.
+    pub fn saved_split(layout: &Layout) -> Result<Option<SplitConfig>, ImportError> {
+        let path = layout.split_file();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let file = split::SplitFile::load(&path).map_err(ImportError::io(&path))?;
+        Ok(Some(file.config))
+    }
+
+    /// The dataset with the split every command shares: the one `audiorec split` saved
+    /// (plays from its first kept day, unless `keep_from` says otherwise), else the
+    /// paper's, saved now so that later commands reuse it.
+    pub fn open_split(
+        layout: &Layout,
+        keep_from: Option<i64>,
+        missing_tracks: MissingTracks,
+    ) -> Result<(Self, Split), ImportError> {
+        let saved = Self::saved_split(layout)?;
+        let keep_from = keep_from
+            .or(saved.map(|c| c.keep_from))
+            .unwrap_or_else(split::paper_keep_from);
+        let options = ImportOptions {
+            keep_from,
+            missing_tracks,
+        };
+        let dataset = Self::open(layout, options)?;
+        let config = SplitConfig {
+            keep_from,
+            ..saved.unwrap_or_default()
+        };
+        let split = Split::new(&dataset.interactions, dataset.tracks.len(), config);
+        let path = layout.split_file();
+        split::SplitFile::new(&split, &dataset.interactions.users)
+            .save(&path)
+            .map_err(ImportError::io(&path))?;
+        Ok((dataset, split))
+    }
+
     /// Loads one backend, aligned with this catalog. A name `<backend>-shuffled[-SEED]`
     /// with no file of its own is the shuffled-embedding control of `<backend>` (see
     /// [`embeddings::shuffled`]).

@@ -82,14 +82,14 @@ pub struct HeldOut {
 }
 
 /// Users, items and interactions of one part (the paper's Table 2).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartCounts {
     pub users: usize,
     pub items: usize,
     pub interactions: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SplitCounts {
     pub train: PartCounts,
     pub validation: PartCounts,
@@ -101,7 +101,7 @@ pub struct SplitCounts {
 
 /// The cold side of a cold-start split: how many tracks were held out of training, and
 /// the users, items and interactions of the held-out parts restricted to them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ColdCounts {
     pub tracks: usize,
     pub validation: PartCounts,
@@ -352,11 +352,15 @@ impl SplitFile {
         }
     }
 
+    /// Writes under a unique temporary name, then renames: a command reading the split
+    /// while another (or the service's experiment) saves it sees the old or the new file
+    /// whole.
     pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, serde_json::to_vec_pretty(self)?)
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".split.{}.tmp", uuid::Uuid::new_v4()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, path)
     }
 
     pub fn load(path: &std::path::Path) -> std::io::Result<Self> {

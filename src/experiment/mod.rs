@@ -9,6 +9,8 @@
 //! - [`cell`]: training and evaluating one cell;
 //! - [`grid`]: running the grid, resuming what an interruption left;
 //! - [`manifest`]: what produced it;
+//! - [`source`]: the service's grids, on the data it serves;
+//! - [`progress`]: where the service's running grids are;
 //! - [`demo`]: the demo's models, trained in the background of a running service.
 //!
 //! The report is read back from the database by `crate::eval::stored`.
@@ -19,6 +21,8 @@ pub mod demo;
 pub mod grid;
 pub mod manifest;
 pub mod plan;
+pub mod progress;
+pub mod source;
 
 pub use crate::eval::stored::load_report;
 pub use config::ExperimentConfig;

@@ -3,8 +3,10 @@
 //! The estimate is a rule fitted to this project's benchmarks on a 2-core machine
 //! (`cargo bench --bench shallow`, `--bench bert4rec`, `--bench knn`): a Shallow Net
 //! epoch costs about `pairs · d^1.5 · 2.7e-9` s, a BERT4Rec epoch `users · max_len · d ·
-//! 1.3e-7` s, an exact KNN evaluation `users · tracks · d · 1e-9` s. It is a guide for
-//! `--dry-run`, not a promise; the progress display replaces it with measured times.
+//! 1.3e-7` s, an exact KNN evaluation `users · tracks · d · 1e-9` s; every optimiser step
+//! costs at least [`STEP_SECONDS`] besides (an assumed floor, so that tiny batches are not
+//! estimated as free). It is a guide for `--dry-run` and the service's budget, not a
+//! promise; the progress display replaces it with measured times.
 
 use std::fmt;
 
@@ -120,6 +122,9 @@ pub struct Sizes {
     pub tracks: usize,
 }
 
+/// The least an optimiser step costs, whatever its batch (dispatch, allocation).
+pub const STEP_SECONDS: f64 = 2e-3;
+
 /// Estimated seconds of a cell whose backend has dimension `dim`.
 pub fn estimate(cell: &CellSpec, dim: usize, config: &ExperimentConfig, s: Sizes) -> f64 {
     let d = match (cell.model, cell.variant) {
@@ -130,18 +135,19 @@ pub fn estimate(cell: &CellSpec, dim: usize, config: &ExperimentConfig, s: Sizes
     let train = match cell.model {
         ModelKind::Knn => 0.0,
         ModelKind::Shallow => {
-            config.shallow.epochs as f64 * s.train_pairs as f64 * d.powf(1.5) * 2.7e-9
+            let steps = s.train_pairs.div_ceil(config.shallow.batch_size.max(1));
+            config.shallow.epochs as f64
+                * (s.train_pairs as f64 * d.powf(1.5) * 2.7e-9 + steps as f64 * STEP_SECONDS)
         }
         ModelKind::Bert4rec => {
-            let users = match config.bert4rec.max_batches {
-                Some(b) => (b * config.bert4rec.batch_size).min(s.train_users),
+            let b = &config.bert4rec;
+            let users = match b.max_batches {
+                Some(n) => n.saturating_mul(b.batch_size).min(s.train_users),
                 None => s.train_users,
             };
-            config.bert4rec.epochs as f64
-                * users as f64
-                * config.bert4rec.max_len as f64
-                * d
-                * 1.3e-7
+            let steps = users.div_ceil(b.batch_size.max(1));
+            b.epochs as f64
+                * (users as f64 * b.max_len as f64 * d * 1.3e-7 + steps as f64 * STEP_SECONDS)
         }
     };
     train + eval
@@ -216,5 +222,29 @@ mod tests {
             ..config
         };
         assert_eq!(keys(&none).len(), 5);
+    }
+
+    #[test]
+    fn small_batches_cost_their_steps() {
+        let sizes = Sizes {
+            train_pairs: 10_000,
+            train_users: 100,
+            eval_users: 0,
+            tracks: 0,
+        };
+        let cell = CellSpec {
+            model: ModelKind::Shallow,
+            variant: Variant::Content,
+            backend: "b".into(),
+        };
+        let mut config = ExperimentConfig::default();
+        config.shallow.epochs = 1;
+        let big = estimate(&cell, 100, &config, sizes);
+        config.shallow.batch_size = 1;
+        let small = estimate(&cell, 100, &config, sizes);
+        assert!(
+            (small - big - 9_999.0 * STEP_SECONDS).abs() < 1e-9,
+            "{small} {big}"
+        );
     }
 }

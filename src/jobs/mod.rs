@@ -1,9 +1,10 @@
 //! Durable background jobs, worked inside `serve`: the queue is the `jobs` table
 //! (`store::jobs`), so a job accepted by one process is done by whichever process claims
-//! it, and survives a crash. Each kind of job (an evaluation run now, an experiment
-//! grid later) has a [`Handler`]; the [`Worker`] claims, heartbeats, and records the
+//! it, and survives a crash. Each kind of job (an evaluation run, an experiment grid)
+//! has a [`Handler`]; the [`Worker`] claims, heartbeats, and records the
 //! outcome, and on shutdown stops claiming and hands back what it cannot finish in time.
 
+pub mod experiment;
 mod worker;
 
 use futures::future::BoxFuture;
@@ -13,6 +14,8 @@ pub use worker::{Worker, WorkerConfig};
 
 /// The kind of a large evaluation run's job.
 pub const EVALUATION: &str = "evaluation";
+/// The kind of an experiment grid's job.
+pub const EXPERIMENT: &str = "experiment";
 
 /// Why a job did not succeed.
 #[derive(Debug, thiserror::Error)]

@@ -51,7 +51,31 @@ where
 }
 
 impl Store {
-    /// Records an experiment as running: a new one, or one started before (resumed), whose
+    /// Inserts an experiment with `status`, or, when it exists, applies `on_conflict` (an
+    /// `UPDATE SET …` clause); the number of rows written.
+    async fn upsert_experiment(
+        &self,
+        [id, name, config, header]: [&str; 4],
+        status: &str,
+        on_conflict: &str,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO experiments (id, name, config, header, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO {on_conflict}"
+        );
+        Ok(on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(name)
+            .bind(config)
+            .bind(header)
+            .bind(status)
+            .bind(now())
+            .execute(pool)
+            .await?
+            .rows_affected()))
+    }
+
+    /// Records an experiment as running: a new one, or one queued or started before, whose
     /// header is refreshed (the manifest's timings and revision may have changed).
     pub async fn start_experiment(
         &self,
@@ -60,21 +84,29 @@ impl Store {
         config: &str,
         header: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO experiments (id, name, config, header, status, created_at) \
-             VALUES ($1, $2, $3, $4, 'running', $5) \
-             ON CONFLICT (id) DO UPDATE SET header = excluded.header, status = 'running', \
-             error = NULL, finished_at = NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(config)
-        .bind(header)
-        .bind(now())
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+        let update = "UPDATE SET header = excluded.header, status = 'running', \
+                      error = NULL, finished_at = NULL";
+        self.upsert_experiment([id, name, config, header], "running", update)
+            .await
+            .map(drop)
+    }
+
+    /// Records an experiment accepted by the service as `queued` (its grid runs as a job),
+    /// unless it exists and has not failed; a failed one is queued again. `true` when the
+    /// caller should enqueue its job: of two identical requests at once, one wins.
+    pub async fn queue_experiment(
+        &self,
+        id: &str,
+        name: &str,
+        config: &str,
+        header: &str,
+    ) -> Result<bool, StoreError> {
+        let update = "UPDATE SET status = 'queued', error = NULL, finished_at = NULL \
+                      WHERE experiments.status = 'failed'";
+        let n = self
+            .upsert_experiment([id, name, config, header], "queued", update)
+            .await?;
+        Ok(n == 1)
     }
 
     /// Marks an experiment finished: `error` is `None` when every cell succeeded.

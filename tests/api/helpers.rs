@@ -114,6 +114,7 @@ pub fn settings(database_url: String) -> Settings {
         remembered_users: 20_000,
         job_stale_after: 30,
         shutdown_grace: 10,
+        experiment_budget: 600,
         device: "cpu".into(),
         demo_training: false,
         demo_epochs: None,

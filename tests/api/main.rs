@@ -7,6 +7,7 @@ mod cluster;
 mod databases;
 mod errors;
 mod evaluations;
+mod experiments;
 mod helpers;
 mod jobs;
 mod openapi;

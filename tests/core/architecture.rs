@@ -17,7 +17,8 @@ const FLOORS: &[&[&str]] = &[
     &["model", "store"],
     &["recommend"],
     &["train", "eval", "config"],
-    &["experiment", "jobs"],
+    &["experiment"],
+    &["jobs"],
     &["api"],
 ];
 

@@ -5,12 +5,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::dataset::SplitCounts;
 use crate::eval::Metrics;
 
 /// The recommenders of the paper, in its order (the blocks of Table 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     Knn,
@@ -34,7 +37,7 @@ impl ModelKind {
 /// Whether the item table comes from a backend's embeddings, from that backend with its
 /// rows permuted among the tracks (the shuffled-embedding control of a cold-start split),
 /// or from random initialisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Content,
@@ -66,9 +69,12 @@ impl GridReport {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BackendInfo {
+    #[schema(example = "musicnn")]
     pub name: String,
+    /// Width of the backend's embeddings.
+    #[schema(example = 200)]
     pub dim: usize,
 }
 
@@ -146,7 +152,7 @@ impl UserScores {
 }
 
 /// Training and validation loss after one epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EpochLoss {
     pub epoch: usize,
     pub train_loss: f64,

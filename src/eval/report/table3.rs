@@ -8,6 +8,7 @@
 //! better than (Holm-adjusted t-test p < α).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::grid::{Cell, GridReport, ModelKind, Variant};
 use crate::eval::{Estimate, Metrics, PairedTest, estimate, holm, paired_test};
@@ -18,7 +19,7 @@ pub const ALPHA: f64 = 0.05;
 /// Columns of Table 3, as indices into `Metrics::NAMES`: HitRate, Recall, NDCG.
 pub const TABLE3_METRICS: [usize; 3] = [0, 1, 4];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Table3 {
     pub k: usize,
     pub alpha: f64,
@@ -26,7 +27,7 @@ pub struct Table3 {
 }
 
 /// One recommender's rows: its backends in the report's order, then its Random row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Block {
     pub model: ModelKind,
     pub rows: Vec<Row>,
@@ -36,7 +37,7 @@ pub struct Block {
     pub comparisons: Vec<Comparison>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Row {
     pub label: String,
     pub variant: Variant,
@@ -52,7 +53,7 @@ pub struct Row {
 }
 
 /// A paired comparison of two rows of a block: `row` minus `against`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct Comparison {
     /// The metric compared, as in `Metrics::NAMES`.
     pub metric: &'static str,
@@ -65,7 +66,7 @@ pub struct Comparison {
     pub wilcoxon_p_holm: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComparisonKind {
     /// A content row against its block's Random row.

@@ -29,7 +29,18 @@ pub enum Init {
 }
 
 /// Which users are drawn as negatives for a positive (user, track) pair.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum NegativeSampling {
     /// The paper's text: users who did not play the track (never the positive user).
