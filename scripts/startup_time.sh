@@ -5,6 +5,8 @@
 # and until `/ready` answers 200, for
 #   - a first start: an empty database (the catalog and plays are imported into it), no
 #     cached import of the plays and no cached HNSW graphs;
+#   - a start without graphs: the database and the plays' import from the first start,
+#     no cached HNSW graphs (what new index parameters or new embeddings cost);
 #   - a warm start right after: the same database, import and graphs cached.
 # Demo training is off (`--demo-training false`): it starts only after the start-up and
 # is not part of it.
@@ -66,5 +68,10 @@ measure() {
 rm -rf "$data/.audiorec/index" "$data/.audiorec/plays.bin"
 echo "machine: $(nproc) cores; $(uptime | sed 's/.*load/load/')"
 measure first
+rm -rf "$data/.audiorec/index"
+measure graphs
 measure warm
-grep -h "KNN index ready\|start-up loading done\|importing the dataset" "$work/first.log" | sed 's/^/first log: /' | cut -c1-220
+for run in first graphs; do
+  grep -h "KNN index ready\|start-up loading done\|importing\|listening" "$work/$run.log" |
+    sed 's/\x1b\[[0-9;]*m//g; s/^\([^ ]*\) *INFO [^:]*: /\1 /' | sed "s/^/$run log: /" | cut -c1-200
+done
