@@ -1,7 +1,8 @@
 //! BERT4Rec speed and memory: seconds per epoch and peak RSS on `small` demo data (max
 //! length 300, batch 64) and on `paper` data with the 1024-d `mert` backend (a few
 //! batches, extrapolated to an epoch), one-user latency with a 300-track history, and the
-//! ratio against the same training step in PyTorch (transformers' BertModel,
+//! ratios of the training pass and of the validation pass against the faster of two plain
+//! PyTorch versions (transformers' BertModel and torch's nn.TransformerEncoder,
 //! benches/bert4rec_torch.py) run on this machine in the same benchmark.
 //!
 //! `cargo bench --bench bert4rec`. Paper data: `cargo run --release -- demo-data --scale
@@ -28,7 +29,7 @@ use audiorec::recommend::bert4rec::Bert4RecRecommender;
 use audiorec::recommend::{Query, Recommender};
 use audiorec::train::adam::Adam;
 use audiorec::train::bert4rec::fit::{
-    TrainData, epoch_batches, fresh_checkpoint, run_epoch, train_sequences,
+    TrainData, epoch_batches, fresh_checkpoint, run_epoch, train_sequences, validate,
 };
 use audiorec::train::fit::Quiet;
 use candle_core::Device;
@@ -69,10 +70,24 @@ fn main() -> anyhow::Result<()> {
     let (enc, varmap) = build(&emb)?;
     let (epoch_s, batches, rss) = timed_batches(&enc, &varmap, &sequences, None)?;
     println!(
-        "epoch: {epoch_s:.1} s ({batches} batches, {:.2} s/batch), peak RSS {rss:.0} MiB",
+        "training pass: {epoch_s:.1} s ({batches} batches, {:.2} s/batch), peak RSS {rss:.0} MiB",
         epoch_s / batches as f64
     );
     compare_torch_epoch(epoch_s, emb.len(), emb.dim, &sequences);
+    let cases: Vec<(&[u32], &[u32])> = split
+        .validation
+        .iter()
+        .map(|h| (split.train[h.user as usize].as_slice(), h.tracks.as_slice()))
+        .filter(|(history, _)| !history.is_empty())
+        .collect();
+    let start = Instant::now();
+    validate(&enc, &cases, &split.train_items, 50, BATCH)?;
+    let validation_s = start.elapsed().as_secs_f64();
+    println!(
+        "validation pass: {validation_s:.1} s ({} users, next-item loss and HitRate@50)",
+        cases.len()
+    );
+    compare_torch_validation(validation_s, emb.len(), emb.dim, &cases);
     let fixed = fixed_shape(&enc, &varmap, emb.len(), FIXED_BATCHES)?;
     compare_torch(fixed, emb.len(), emb.dim, FIXED_BATCHES);
     latency(&enc, &varmap, &emb, &split, small.path())?;
@@ -192,7 +207,7 @@ fn torch(tracks: usize, dim: usize, extra: &[&str]) -> Option<serde_json::Value>
         .filter(|o| o.status.success())
         .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
     if parsed.is_none() {
-        println!("PyTorch baseline unavailable ({python} with torch + transformers needed)");
+        println!("PyTorch baseline unavailable ({python} with torch and transformers needed)");
     }
     parsed
 }
@@ -200,8 +215,9 @@ fn torch(tracks: usize, dim: usize, extra: &[&str]) -> Option<serde_json::Value>
 fn print_torch(v: &serde_json::Value, what: &str, candle_s: f64) {
     let torch_s = v["seconds"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "PyTorch {} on {} ({} threads), {what}: {torch_s:.2} s, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
+        "PyTorch {} {} on {} ({} threads), {what}: {torch_s:.2} s, peak RSS {:.0} MiB; candle/PyTorch time ratio {:.2}",
         v["torch"],
+        v["arch"],
         v["device"],
         v["threads"],
         v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
@@ -209,11 +225,52 @@ fn print_torch(v: &serde_json::Value, what: &str, candle_s: f64) {
     );
 }
 
+/// The PyTorch versions the bench runs beside candle.
+const TORCH_ARCHS: [&str; 2] = ["bert", "encoder"];
+
+/// Runs every PyTorch version with `extra`, prints each, and the ratio against the
+/// fastest (the bar candle must clear).
+fn compare_torch_all(candle_s: f64, tracks: usize, dim: usize, extra: &[&str], what: &str) {
+    let mut fastest = f64::INFINITY;
+    for arch in TORCH_ARCHS {
+        let mut args = vec!["--arch", arch];
+        args.extend_from_slice(extra);
+        match torch(tracks, dim, &args) {
+            Some(v) => {
+                print_torch(&v, what, candle_s);
+                fastest = fastest.min(v["seconds"].as_f64().unwrap_or(f64::NAN));
+            }
+            None => return,
+        }
+    }
+    println!(
+        "{what}: candle {candle_s:.2} s, fastest PyTorch {fastest:.2} s, ratio {:.2}",
+        candle_s / fastest
+    );
+}
+
 /// The same fixed-shape step in PyTorch.
 fn compare_torch(candle_s: f64, tracks: usize, dim: usize, batches: usize) {
-    if let Some(v) = torch(tracks, dim, &["--batches", &batches.to_string()]) {
-        print_torch(&v, "one 64 x 300 step", candle_s);
-    }
+    let n = batches.to_string();
+    compare_torch_all(
+        candle_s,
+        tracks,
+        dim,
+        &["--batches", &n],
+        "one 64 x 300 step",
+    );
+}
+
+/// Writes `lines` to a temporary file for the PyTorch script.
+fn batch_file(lines: &[String]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), lines.join("\n")).expect("write batches");
+    file
+}
+
+fn ids(items: &[u32]) -> String {
+    let ids: Vec<String> = items.iter().map(u32::to_string).collect();
+    ids.join(" ")
 }
 
 /// The epoch timed above, batch for batch, in PyTorch: padded like ours (to each batch's
@@ -226,28 +283,52 @@ fn compare_torch_epoch(candle_s: f64, tracks: usize, dim: usize, sequences: &[&[
         .map(|rows| {
             let seqs: Vec<String> = rows
                 .iter()
-                .map(|&i| {
-                    let s = sequences[i];
-                    let recent = &s[s.len().saturating_sub(MAX_LEN)..];
-                    let ids: Vec<String> = recent.iter().map(u32::to_string).collect();
-                    ids.join(" ")
-                })
+                .map(|&i| ids(&sequences[i][sequences[i].len().saturating_sub(MAX_LEN)..]))
                 .collect();
             seqs.join(";")
         })
         .collect();
-    let file = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(file.path(), lines.join("\n")).expect("write batches");
+    let file = batch_file(&lines);
     let path = file.path().to_string_lossy().to_string();
     for (pad, what) in [
-        ("batch", "epoch, padded per batch"),
-        ("max", "epoch, padded to 300"),
+        ("batch", "training pass, padded per batch"),
+        ("max", "training pass, padded to 300"),
     ] {
-        match torch(tracks, dim, &["--epoch", &path, "--pad", pad]) {
-            Some(v) => print_torch(&v, what, candle_s),
-            None => return,
-        }
+        compare_torch_all(
+            candle_s,
+            tracks,
+            dim,
+            &["--epoch", &path, "--pad", pad],
+            what,
+        );
     }
+}
+
+/// The validation pass timed above in PyTorch: the same users in the same batches, each
+/// its last `MAX_LEN - 1` train items plus [MASK] (PyTorch's mask id is `tracks`).
+fn compare_torch_validation(candle_s: f64, tracks: usize, dim: usize, cases: &[(&[u32], &[u32])]) {
+    let lines: Vec<String> = cases
+        .chunks(BATCH)
+        .map(|chunk| {
+            let users: Vec<String> = chunk
+                .iter()
+                .map(|(history, held)| {
+                    let recent = &history[history.len().saturating_sub(MAX_LEN - 1)..];
+                    format!("{} {tracks}|{}", ids(recent), ids(held))
+                })
+                .collect();
+            users.join(";")
+        })
+        .collect();
+    let file = batch_file(&lines);
+    let path = file.path().to_string_lossy().to_string();
+    compare_torch_all(
+        candle_s,
+        tracks,
+        dim,
+        &["--validate", &path],
+        "validation pass",
+    );
 }
 
 /// Median time of one recommendation for a user whose history is `MAX_LEN` tracks.
