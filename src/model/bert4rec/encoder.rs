@@ -4,7 +4,7 @@
 //!
 //! On the CPU the element-wise work (layer norm, GELU, dropout, the attention softmax
 //! with its mask and dropout, the cross-entropy) runs in the fused kernels of
-//! [`super::fused`], which carry their own backward passes. On CUDA, training uses
+//! [`super::kernels`], which carry their own backward passes. On CUDA, training uses
 //! candle's generic ops (its fused kernels have no backward pass) and inference its fused
 //! kernels.
 //!
