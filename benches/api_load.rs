@@ -151,22 +151,13 @@ fn settings(database_url: String, data: PathBuf) -> Settings {
         data,
         demo_scale: Scale::Paper,
         backends: vec![BACKEND.into()],
-        models: None,
-        api_key: None,
         cors_origins: Vec::new(),
-        request_timeout: 30,
-        body_limit: 16 << 20,
-        sync_eval_users: 200,
         index: IndexKind::Hnsw,
         ef_search: HnswParams::default().ef_search,
         search_dim: HnswParams::default().search_dim,
-        remembered_users: 20_000,
-        job_stale_after: 30,
-        shutdown_grace: 10,
         experiment_budget: 0,
-        device: "cpu".into(),
         demo_training: false,
-        demo_epochs: None,
+        ..Settings::from_env()
     }
 }
 

@@ -8,15 +8,22 @@
 //! The one-thread figures come from a child process started with `RAYON_NUM_THREADS=1`
 //! (candle's matrix products read it); the Python baseline runs under `taskset -c 0` when
 //! taskset exists, so both use one core. MusiCNN needs `audiorec setup musicnn` first.
+//!
+//! Then the latency from uploading a 30-second clip to the service until it is
+//! recommendable (see `embed/upload.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use audiorec::audio::{self, mel::MelSpectrogram, mfcc};
+use audiorec::model::content;
 use audiorec::model::musicnn::{self, Musicnn};
 use candle_core::Device;
 use rayon::prelude::*;
+
+#[path = "embed/upload.rs"]
+mod upload;
 
 /// The real-music fixture, tiled to a track of `TILES` × 10 s.
 const CLIP_16K: &str = "tests/fixtures/audio/wesnoth_battle_16k.wav";
@@ -67,6 +74,9 @@ fn main() {
             println!("           1 thread vs python: {:.1}x", one / p);
         }
     }
+    if let Some(weights) = &weights {
+        upload::run(&track16, weights);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -78,8 +88,7 @@ fn measure(backend: &str, track: &Path, tracks: usize) -> f64 {
             let model = Musicnn::load(&dir, &Device::Cpu).unwrap();
             Box::new(move || {
                 let d = audio::decode::decode_file(track).unwrap();
-                let s = audio::resample::resample(&d.samples, d.sample_rate, 16_000).unwrap();
-                std::hint::black_box(model.embed(&s).unwrap());
+                std::hint::black_box(content::musicnn_row(&model, &d).unwrap());
                 d.duration_s()
             })
         }
@@ -87,9 +96,7 @@ fn measure(backend: &str, track: &Path, tracks: usize) -> f64 {
             let mel = MelSpectrogram::new(mfcc::SETTINGS);
             Box::new(move || {
                 let d = audio::decode::decode_file(track).unwrap();
-                let s = audio::resample::resample(&d.samples, d.sample_rate, mfcc::SAMPLE_RATE)
-                    .unwrap();
-                std::hint::black_box(mfcc::track_vector(&mel, &s).unwrap());
+                std::hint::black_box(content::mfcc_row(&mel, &d).unwrap());
                 d.duration_s()
             })
         }

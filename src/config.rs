@@ -65,6 +65,10 @@ pub struct Settings {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "AUDIOREC_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Milliseconds between two looks at the catalogue's change log for tracks added or
+    /// withdrawn through another replica (this one applies its own at once).
+    #[arg(long, env = "AUDIOREC_CATALOGUE_POLL_MS", default_value_t = 1000)]
+    pub catalogue_poll_ms: u64,
     /// Evaluations with more users than this run in the background (202 + status URL).
     #[arg(long, env = "AUDIOREC_SYNC_EVAL_USERS", default_value_t = 200)]
     pub sync_eval_users: usize,
@@ -116,6 +120,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What a plain `audiorec serve` runs with: each flag's default, or its variable
+    /// where set. A base for programs that start the service with a few fields changed
+    /// (the benches).
+    pub fn from_env() -> Self {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Serve as clap::Parser>::parse_from(["audiorec"]).settings
+    }
+
     pub fn hnsw(&self) -> HnswParams {
         HnswParams {
             ef_search: self.ef_search,

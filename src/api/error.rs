@@ -33,6 +33,9 @@ pub enum ApiError {
     UnknownUser(String),
     #[error("{0}")]
     UnknownTrack(String),
+    /// A track withdrawn from the catalogue (answered 410 Gone).
+    #[error("track `{0}` was withdrawn from the catalogue")]
+    WithdrawnTrack(String),
     #[error("{0}")]
     UnknownModel(String),
     #[error("{0}")]
@@ -59,6 +62,11 @@ pub enum ApiError {
     Invalid(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Audio was sent but the in-process audio backends are not installed.
+    #[error("{0}")]
+    AudioUnavailable(String),
     #[error("a valid `Authorization: Bearer <key>` header is required for this endpoint")]
     Unauthorized,
     #[error("{0}")]
@@ -66,6 +74,11 @@ pub enum ApiError {
     /// A stored user without listens: valid, but there is nothing to recommend from yet.
     #[error("user `{0}` has no listens yet: append some first")]
     NoListens(String),
+    /// A stored user whose listened tracks all lack a row in the backend asked for.
+    #[error(
+        "none of user `{user}`'s listened tracks can be read in backend `{backend}`: try another backend"
+    )]
+    NoUsableListens { user: String, backend: String },
     #[error("the database is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
     /// The model asked for is still being built or trained: answered 503 with a
@@ -81,6 +94,7 @@ impl ApiError {
         match self {
             ApiError::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown-user", "Unknown user"),
             ApiError::UnknownTrack(_) => (StatusCode::NOT_FOUND, "unknown-track", "Unknown track"),
+            ApiError::WithdrawnTrack(_) => (StatusCode::GONE, "withdrawn-track", "Withdrawn track"),
             ApiError::UnknownModel(_) => (StatusCode::NOT_FOUND, "unknown-model", "Unknown model"),
             ApiError::UnknownBackend(_) => {
                 (StatusCode::NOT_FOUND, "unknown-backend", "Unknown backend")
@@ -121,9 +135,24 @@ impl ApiError {
                 "payload-too-large",
                 "Request body too large",
             ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::AudioUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audio-unavailable",
+                "Audio backends not installed",
+            ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::NoListens(_) => (StatusCode::CONFLICT, "no-listens", "User has no listens"),
+            ApiError::NoUsableListens { .. } => (
+                StatusCode::CONFLICT,
+                "no-usable-listens",
+                "No listens usable in this backend",
+            ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

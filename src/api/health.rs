@@ -76,7 +76,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         },
         database: state.store.kind(),
         database_ok,
-        tracks: registry.catalog.len(),
+        tracks: registry.catalog.served(),
         models: registry
             .models()
             .iter()

@@ -4,6 +4,7 @@
 
 mod auth;
 mod availability;
+mod catalogue;
 pub mod error;
 mod eval_jobs;
 mod evaluations;
@@ -26,7 +27,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -37,6 +38,7 @@ use crate::config::Settings;
 use crate::dataset::Layout;
 use crate::experiment::progress::Board;
 use crate::experiment::source::GridSource;
+use crate::model::content::AudioEmbedder;
 use crate::recommend::Recommender;
 use crate::recommend::knn::KnnRecommender;
 use crate::recommend::readiness::State;
@@ -62,11 +64,25 @@ pub struct AppState {
     pub grids: Arc<GridSource>,
     pub board: Board,
     experiment_budget: u64,
+    /// MusiCNN and MFCC for audio uploads, when the MusiCNN weights are installed.
+    audio: Option<Arc<AudioEmbedder>>,
+    /// Why there is no `audio`, for the 503 an upload then gets.
+    audio_missing: Arc<str>,
 }
 
 impl AppState {
-    /// Must be called within a Tokio runtime: it starts the database probe.
-    pub fn new(store: Store, registry: Arc<Registry>, settings: &Settings) -> Self {
+    /// Must be called within a Tokio runtime: it starts the database probe. `audio`
+    /// embeds uploads, or says why uploads cannot be embedded.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        settings: &Settings,
+        audio: Result<AudioEmbedder, String>,
+    ) -> Self {
+        let (audio, audio_missing) = match audio {
+            Ok(a) => (Some(Arc::new(a)), Arc::from("")),
+            Err(why) => (None, Arc::from(why)),
+        };
         Self {
             database: availability::Availability::start(store.clone()),
             store: store.remember_histories(settings.remembered_users),
@@ -80,6 +96,8 @@ impl AppState {
             )),
             board: Board::default(),
             experiment_budget: settings.experiment_budget,
+            audio,
+            audio_missing,
         }
     }
 
@@ -148,8 +166,17 @@ impl AppState {
             .ok_or_else(|| ApiError::UnknownTrack(format!("no track `{track_id}`")))
     }
 
+    /// The index of a track still in the catalogue: 410 for a withdrawn one.
+    fn served_track(&self, track_id: &str) -> Result<u32, ApiError> {
+        let index = self.track_index(track_id)?;
+        if self.registry.catalog.is_withdrawn(index) {
+            return Err(ApiError::WithdrawnTrack(track_id.into()));
+        }
+        Ok(index)
+    }
+
     fn track_id(&self, index: u32) -> String {
-        self.registry.catalog.id(index).to_string()
+        self.registry.catalog.id(index)
     }
 }
 
@@ -182,6 +209,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/users/{user_id}/listens", post(users::append_listens))
         .route("/v1/evaluations", post(evaluations::create))
         .route("/v1/experiments", post(experiments::create))
+        .route("/v1/tracks", post(catalogue::create))
+        .route("/v1/tracks/{track_id}", delete(catalogue::withdraw))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             availability::require_database,
@@ -258,7 +287,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
 
 fn cors(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
             axum::http::header::CONTENT_TYPE,
             axum::http::header::AUTHORIZATION,

@@ -6,7 +6,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{evaluations, experiment_report, experiments, health, recommendations, tracks, users};
+use super::{
+    catalogue, evaluations, experiment_report, experiments, health, recommendations, tracks, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +23,7 @@ use super::{evaluations, experiment_report, experiments, health, recommendations
     ),
     paths(
         health::health, health::ready, health::metrics,
-        tracks::get, tracks::similar,
+        tracks::get, tracks::similar, catalogue::create, catalogue::withdraw,
         users::create, users::get, users::append_listens, users::list_listens,
         recommendations::models, recommendations::for_user, recommendations::for_history,
         evaluations::create, evaluations::get, evaluations::list, evaluations::compare,
@@ -31,7 +33,7 @@ use super::{evaluations, experiment_report, experiments, health, recommendations
     tags(
         (name = "recommendations", description = "Ranked tracks for users and sessions"),
         (name = "users", description = "Users and their listens"),
-        (name = "tracks", description = "The catalog and similar tracks"),
+        (name = "tracks", description = "The catalogue, similar tracks, and tracks added (ready rows or audio) and withdrawn while it is served"),
         (name = "evaluations", description = "Offline evaluation runs with confidence intervals"),
         (name = "experiments", description = "The paper's comparison as a grid job: every backend under every recommender, its report with significance"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -105,7 +107,9 @@ impl Modify for CommonResponses {
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [&mut item.get, &mut item.post].into_iter().flatten()
+    [&mut item.get, &mut item.post, &mut item.delete]
+        .into_iter()
+        .flatten()
 }
 
 fn add_problem(op: &mut Operation, status: &str, description: &str) {

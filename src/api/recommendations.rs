@@ -12,7 +12,7 @@ use super::extract::{Json, Path, Query};
 use super::tracks::ScoredTrack;
 use super::{AppState, check_k};
 use crate::recommend::readiness::State as EntryState;
-use crate::recommend::{Query as RecQuery, Recommender};
+use crate::recommend::{Query as RecQuery, RecommendError, Recommender};
 
 #[derive(Serialize, ToSchema)]
 pub struct ModelInfo {
@@ -124,18 +124,30 @@ async fn recommend(
     );
     let recommender_is_light = recommender.is_light();
     let user = user_id.clone();
+    // Asked for as many more as there are withdrawn tracks, which are then dropped.
+    let asked = k + state.registry.catalog.headroom();
     let run = move || {
         recommender.recommend(&RecQuery {
             user: user.as_deref(),
             history: &history,
-            k,
+            k: asked,
         })
     };
     let scored = if recommender_is_light {
-        run()?
+        run()
     } else {
-        tokio::task::spawn_blocking(run).await??
+        tokio::task::spawn_blocking(run).await?
     };
+    // A stored user whose tracks this model cannot read (none has a row in the backend)
+    // asked for nothing invalid: their listens are just of no use here.
+    let scored = scored.map_err(|e| match (&user_id, e) {
+        (Some(user), RecommendError::EmptyHistory) => ApiError::NoUsableListens {
+            user: user.clone(),
+            backend: backend.clone(),
+        },
+        (_, e) => e.into(),
+    })?;
+    let scored = state.registry.catalog.visible(scored, k);
     let items = scored
         .into_iter()
         .enumerate()
@@ -159,7 +171,7 @@ async fn recommend(
     params(("user_id" = String, Path, description = "User id"), RecommendParams),
     responses((status = 200, description = "Recommended tracks, best first", body = Recommendations),
               (status = 404, description = "Unknown user, model or backend", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "The user has no listens yet: nothing to recommend from", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "The user has no listens yet, or none this model can read in this backend (tracks added with other backends' rows only): nothing to recommend from", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "k out of range", body = Problem, content_type = "application/problem+json"),
               (status = 503, description = "The model or backend asked for is still being built or trained (`not-ready`, with `Retry-After`), the database is unavailable, or the request timed out; retry later", body = Problem, content_type = "application/problem+json",
                headers(("Retry-After" = u64, description = "Seconds until the model is expected ready (when it is building or training)")))))]

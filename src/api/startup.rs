@@ -14,10 +14,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{AppState, router};
+use crate::audio::mfcc;
 use crate::config::Settings;
 use crate::dataset::demo::{self, Scale};
 use crate::dataset::{Dataset, Layout, MissingTracks};
+use crate::embeddings::Embeddings;
+use crate::embeddings::manifest::Manifest;
 use crate::jobs::{self, Worker, WorkerConfig};
+use crate::model::content::{self, AudioEmbedder};
+use crate::model::musicnn::{self, Musicnn, PENULTIMATE_DIM};
 use crate::recommend::loader::{self, LoadSettings, Loader};
 use crate::recommend::registry::Registry;
 use crate::store::Store;
@@ -181,14 +186,33 @@ async fn load_state(settings: &Settings) -> anyhow::Result<(AppState, Loader)> {
             "importing the dataset into the database"
         );
         store.import(&dataset.tracks, &dataset.interactions).await?;
-    } else if store.track_ids().await? != dataset.tracks.ids().collect::<Vec<_>>() {
+    } else if store.imported_track_ids().await? != dataset.tracks.ids().collect::<Vec<_>>() {
         bail!(
             "the database holds a different catalog than {} (use a fresh database for another dataset)",
             layout.track_ids().display()
         );
     }
 
+    let mut backends = backends;
+    let audio = audio_backends(&layout, &mut backends, dataset.tracks.len());
     let registry = Arc::new(Registry::new(dataset.tracks, backends));
+    // Tracks added and withdrawn through the API since the import, before any build,
+    // so the first builds index them (and leave withdrawn ones out).
+    let replayed = super::catalogue::sync(&store, &registry)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not replay the catalogue's changes: {e}"))?;
+    if replayed > 0 {
+        tracing::info!(
+            changes = replayed,
+            tracks = registry.catalog.served(),
+            "catalogue changes replayed"
+        );
+    }
+    tokio::spawn(super::catalogue::poll(
+        store.clone(),
+        registry.clone(),
+        Duration::from_millis(settings.catalogue_poll_ms.max(10)),
+    ));
     let load = LoadSettings {
         index: settings.index,
         hnsw: settings.hnsw(),
@@ -199,5 +223,35 @@ async fn load_state(settings: &Settings) -> anyhow::Result<(AppState, Loader)> {
         threads: std::thread::available_parallelism().map_or(1, usize::from),
     };
     let loader = loader::start(registry.clone(), &load);
-    Ok((AppState::new(store, registry, settings), loader))
+    Ok((AppState::new(store, registry, settings, audio), loader))
+}
+
+/// MusiCNN and MFCC for uploads, if the MusiCNN weights are installed: each kind of row
+/// joins the served backend whose manifest entry names its extractor, or else a backend
+/// of its own (`musicnn-audio`, `mfcc-audio`) that holds uploaded tracks only: rows
+/// computed here never mix with rows made another way. Without weights, why not.
+fn audio_backends(
+    layout: &Layout,
+    backends: &mut Vec<Embeddings>,
+    catalogue: usize,
+) -> Result<AudioEmbedder, String> {
+    let dir = musicnn::default_dir();
+    let model = Musicnn::load(&dir, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+    let manifest = Manifest::for_dir(&layout.embeddings_dir()).map_err(|e| e.to_string())?;
+    let mut target = |extractor: &str, own: &str, dim: usize| {
+        let declared = (manifest.backends.iter())
+            .find(|(name, info)| {
+                info.extractor.as_deref() == Some(extractor)
+                    && backends.iter().any(|b| &b.backend == *name)
+            })
+            .map(|(name, _)| name.clone());
+        declared.unwrap_or_else(|| {
+            backends.push(Embeddings::content_only(own, dim, catalogue));
+            own.to_string()
+        })
+    };
+    let musicnn_backend = target(content::MUSICNN_EXTRACTOR, "musicnn-audio", PENULTIMATE_DIM);
+    let mfcc_backend = target(content::MFCC_EXTRACTOR, "mfcc-audio", mfcc::TRACK_DIM);
+    tracing::info!(musicnn = %musicnn_backend, mfcc = %mfcc_backend, weights = %dir.display(), "audio uploads are embedded in-process");
+    Ok(AudioEmbedder::new(model, musicnn_backend, mfcc_backend))
 }

@@ -56,17 +56,22 @@ impl From<UserRecord> for User {
 /// User ids: 1 to 256 characters (not bytes), none of them a control character, so an
 /// id is printable in logs and always fits a `Location` header once percent-encoded.
 fn check_user_id(id: &str) -> Result<(), ApiError> {
+    check_id("user_id", id)
+}
+
+/// The rule of [`check_user_id`] for any id field (track ids too).
+pub(super) fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     let chars = id.chars().count();
     if !(1..=256).contains(&chars) || id.chars().any(char::is_control) {
-        return Err(ApiError::Invalid(
-            "user_id must be 1 to 256 characters, none of them a control character".into(),
-        ));
+        return Err(ApiError::Invalid(format!(
+            "{field} must be 1 to 256 characters, none of them a control character"
+        )));
     }
     Ok(())
 }
 
 /// `id` as one URL path segment: everything but unreserved ASCII percent-encoded as UTF-8.
-fn path_segment(id: &str) -> String {
+pub(super) fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

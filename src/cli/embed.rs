@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use audiorec::audio::{self, mel::MelSpectrogram, mfcc};
 use audiorec::embeddings::npy::write_f32_matrix;
+use audiorec::model::content;
 use audiorec::model::musicnn::{self, Musicnn};
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,22 +62,8 @@ impl Embedder {
         let decoded = audio::decode::decode_file(path)?;
         let seconds = decoded.duration_s();
         let row = match self {
-            Self::Musicnn(model) => {
-                let samples = audio::resample::resample(
-                    &decoded.samples,
-                    decoded.sample_rate,
-                    audio::MUSICNN_SAMPLE_RATE,
-                )?;
-                model.embed(&samples)?.penultimate
-            }
-            Self::Mfcc(mel) => {
-                let samples = audio::resample::resample(
-                    &decoded.samples,
-                    decoded.sample_rate,
-                    mfcc::SAMPLE_RATE,
-                )?;
-                mfcc::track_vector(mel, &samples)?.to_vec()
-            }
+            Self::Musicnn(model) => content::musicnn_row(model, &decoded)?.penultimate,
+            Self::Mfcc(mel) => content::mfcc_row(mel, &decoded)?,
         };
         Ok((row, seconds))
     }

@@ -227,6 +227,7 @@ fn write_manifest(path: &Path) -> std::io::Result<()> {
                 BackendInfo {
                     dim: b.dim,
                     description,
+                    extractor: None,
                 },
             )
         })

@@ -27,6 +27,11 @@ pub struct BackendInfo {
     pub dim: usize,
     #[serde(default)]
     pub description: String,
+    /// How the rows were made, when audiorec can make them the same way from audio
+    /// (`audiorec-musicnn`, `audiorec-mfcc`): a row computed from an upload joins this
+    /// backend only then; otherwise it goes to a backend of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extractor: Option<String>,
 }
 
 /// A parsed manifest and where it came from (for error messages).

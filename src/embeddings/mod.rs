@@ -4,6 +4,7 @@
 //! or `<backend>.tsv` (Onion style). The matrix is never trained; the models read it, and
 //! the KNN baseline and the index use its L2-normalised copy.
 
+pub mod added;
 pub mod manifest;
 pub mod npy;
 pub mod shuffled;
@@ -13,13 +14,18 @@ use std::path::{Path, PathBuf};
 
 use crate::io::{ImportError, Vocab};
 
-/// One backend's frozen item matrix plus its row-normalised copy.
+/// One backend's frozen item matrix plus its row-normalised copy, and the rows of
+/// tracks added to the catalogue while it is served (see [`added`]).
 #[derive(Debug, Clone)]
 pub struct Embeddings {
     pub backend: String,
     pub dim: usize,
     raw: Vec<f32>,
     normalized: Vec<f32>,
+    /// The catalogue index of the first added track: the imported catalogue's size.
+    first_added: usize,
+    /// Row or none per added track, in catalogue order from `first_added`.
+    added: boxcar::Vec<Option<added::AddedRow>>,
 }
 
 impl Embeddings {
@@ -43,14 +49,22 @@ impl Embeddings {
         for row in normalized.chunks_exact_mut(dim) {
             l2_normalize(row);
         }
-        Ok(Self {
-            backend: backend.into(),
-            dim,
-            raw,
-            normalized,
-        })
+        Ok(Self::from_parts(backend, dim, raw, normalized))
     }
 
+    fn from_parts(backend: &str, dim: usize, raw: Vec<f32>, normalized: Vec<f32>) -> Self {
+        Self {
+            backend: backend.into(),
+            dim,
+            first_added: raw.len() / dim,
+            raw,
+            normalized,
+            added: boxcar::Vec::new(),
+        }
+    }
+
+    /// Rows of the imported matrix (the catalogue it was loaded with); added tracks are
+    /// not counted (see [`Embeddings::tracks`]).
     pub fn len(&self) -> usize {
         self.raw.len() / self.dim
     }
@@ -59,12 +73,30 @@ impl Embeddings {
         self.raw.is_empty()
     }
 
+    /// The raw row of a track; panics for a track without one (see
+    /// [`Embeddings::try_row`]).
     pub fn row(&self, track: u32) -> &[f32] {
-        &self.raw[track as usize * self.dim..(track as usize + 1) * self.dim]
+        match self.base(track) {
+            Some(r) => &self.raw[r],
+            None => self.added_row(track).expect("a row for the track").raw(),
+        }
     }
 
+    /// The L2-normalised row of a track; panics for a track without one.
     pub fn normalized_row(&self, track: u32) -> &[f32] {
-        &self.normalized[track as usize * self.dim..(track as usize + 1) * self.dim]
+        match self.base(track) {
+            Some(r) => &self.normalized[r],
+            None => self
+                .added_row(track)
+                .expect("a row for the track")
+                .normalized(),
+        }
+    }
+
+    /// Where an imported track's row lies in the matrices.
+    fn base(&self, track: u32) -> Option<std::ops::Range<usize>> {
+        let t = track as usize;
+        (t < self.len()).then(|| t * self.dim..(t + 1) * self.dim)
     }
 
     /// The whole raw matrix, row-major.
@@ -77,16 +109,19 @@ impl Embeddings {
         &self.normalized
     }
 
-    /// Mean of the raw rows of `tracks`; `None` for an empty list.
+    /// Mean of the raw rows of those `tracks` that have one here (an added track may
+    /// have rows in other backends only); `None` when none has.
     pub fn mean(&self, tracks: &[u32]) -> Option<Vec<f32>> {
-        if tracks.is_empty() {
+        let mut acc = vec![0f32; self.dim];
+        let mut n = 0usize;
+        for row in tracks.iter().filter_map(|&t| self.try_row(t)) {
+            crate::simd::add_assign(&mut acc, row);
+            n += 1;
+        }
+        if n == 0 {
             return None;
         }
-        let mut acc = vec![0f32; self.dim];
-        for &t in tracks {
-            crate::simd::add_assign(&mut acc, self.row(t));
-        }
-        let n = tracks.len() as f32;
+        let n = n as f32;
         acc.iter_mut().for_each(|a| *a /= n);
         Some(acc)
     }

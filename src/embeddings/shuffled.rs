@@ -52,12 +52,7 @@ impl Embeddings {
             raw.extend_from_slice(self.row(from));
             normalized.extend_from_slice(self.normalized_row(from));
         }
-        Embeddings {
-            backend: name(&self.backend, seed),
-            dim: self.dim,
-            raw,
-            normalized,
-        }
+        Embeddings::from_parts(&name(&self.backend, seed), self.dim, raw, normalized)
     }
 }
 

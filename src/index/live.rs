@@ -86,6 +86,12 @@ impl LiveIndex {
         }
     }
 
+    /// Whether `id` is searchable now.
+    pub fn contains(&self, id: u32) -> bool {
+        let c = self.changes.read().expect("live index lock");
+        (self.built_ids.contains(&id) && !c.tombstones.contains(&id)) || c.ids.contains(&id)
+    }
+
     /// Tracks changed since the build (inserted, withdrawn or replaced): when this grows
     /// large, a rebuild (which compacts them) pays for itself.
     pub fn pending(&self) -> usize {

@@ -101,6 +101,8 @@ pub fn build<'a>(
     let mut rows = Vec::with_capacity(ids.len() * dim);
     ids.iter().for_each(|&id| rows.extend_from_slice(row(id)));
     let kind = match kind {
+        // A backend with no rows yet (one filled by uploads) has nothing to link.
+        _ if ids.is_empty() => IndexKind::Exact,
         IndexKind::Auto => {
             let (kind, why) = choose(ids.len(), dim, params);
             tracing::info!(index = ?kind, items = ids.len(), dim, reason = %why, "index kind chosen");

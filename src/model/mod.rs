@@ -8,6 +8,7 @@
 
 pub mod bert4rec;
 pub mod checkpoint;
+pub mod content;
 pub mod device;
 pub mod musicnn;
 pub mod schedule;

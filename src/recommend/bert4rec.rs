@@ -5,12 +5,14 @@
 //! soon as it has an embedding.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 
 use super::{Query, RecommendError, Recommender, Scored};
 use crate::embeddings::Embeddings;
+use crate::index::Neighbour;
+use crate::index::exact::top_k as top_k_neighbours;
 use crate::model::bert4rec::batch::{Specials, prediction_batch};
 use crate::model::bert4rec::checkpoint;
 use crate::model::bert4rec::rank::{top_k, universe};
@@ -26,8 +28,11 @@ pub struct Bert4RecRecommender {
     backend: String,
     /// Membership of the item universe, indexed by track.
     allowed: Vec<bool>,
-    /// Catalog size: history ids at or beyond it are unknown tracks.
-    n_catalog: usize,
+    /// The backend, for the catalogue's size and the rows of tracks added later.
+    embeddings: Arc<Embeddings>,
+    /// Tracks added to the catalogue after load, scored by their content rows (a frozen
+    /// content table only: a learned table has no row for them).
+    added: RwLock<Vec<u32>>,
 }
 
 impl Bert4RecRecommender {
@@ -57,7 +62,8 @@ impl Bert4RecRecommender {
             checkpoint,
             backend,
             allowed,
-            n_catalog: embeddings.len(),
+            embeddings,
+            added: RwLock::default(),
         })
     }
 
@@ -70,7 +76,10 @@ impl Bert4RecRecommender {
         if history.is_empty() {
             return Err(RecommendError::EmptyHistory);
         }
-        if let Some(&bad) = history.iter().find(|&&t| t as usize >= self.n_catalog) {
+        if let Some(&bad) = history
+            .iter()
+            .find(|&&t| t as usize >= self.embeddings.tracks())
+        {
             return Err(RecommendError::UnknownTrack(bad));
         }
         let n = self.encoder.n_items() as u32;
@@ -89,21 +98,64 @@ impl Bert4RecRecommender {
         };
         let histories: Vec<&[u32]> = queries.iter().map(|(_, h)| h.as_slice()).collect();
         let b = prediction_batch(&histories, self.encoder.config().max_len, specials);
+        let model = |e: Bert4RecError| RecommendError::Model(e.to_string());
+        let hidden = self
+            .encoder
+            .next_item_hidden(&b.tokens, b.rows, b.len)
+            .map_err(model)?;
         let logits = self
             .encoder
-            .next_item_logits(&b.tokens, b.rows, b.len)
-            .and_then(|l| Ok(l.to_vec2::<f32>()?))
-            .map_err(|e| RecommendError::Model(e.to_string()))?;
+            .logits(&hidden)
+            .and_then(|l| Ok(l.to_dtype(DType::F32)?.to_vec2::<f32>()?))
+            .map_err(model)?;
+        let added = self.added.read().expect("added tracks lock");
+        let hidden = if added.is_empty() {
+            Vec::new()
+        } else {
+            (hidden.to_dtype(DType::F32))
+                .and_then(|h| h.to_vec2::<f32>())
+                .map_err(|e| model(e.into()))?
+        };
         Ok(queries
             .iter()
             .zip(&logits)
-            .map(|((q, _), row)| {
-                top_k(row, &self.allowed, q.history, q.k)
+            .enumerate()
+            .map(|(i, ((q, _), row))| {
+                let mut best: Vec<Neighbour> = top_k(row, &self.allowed, q.history, q.k)
                     .into_iter()
-                    .map(|(track, score)| Scored { track, score })
+                    .map(|(id, score)| Neighbour { id, score })
+                    .collect();
+                if !added.is_empty() {
+                    best.extend(self.added_scores(&added, &hidden[i], q.history));
+                    top_k_neighbours(&mut best, q.k);
+                }
+                best.into_iter()
+                    .map(|n| Scored {
+                        track: n.id,
+                        score: n.score,
+                    })
                     .collect()
             })
             .collect())
+    }
+
+    /// The tied head's logits of the added tracks outside `history`.
+    fn added_scores<'a>(
+        &'a self,
+        added: &'a [u32],
+        hidden: &'a [f32],
+        history: &'a [u32],
+    ) -> impl Iterator<Item = Neighbour> + 'a {
+        added
+            .iter()
+            .filter(|t| !history.contains(t))
+            .filter_map(move |&id| {
+                let row = self.embeddings.try_row(id)?;
+                Some(Neighbour {
+                    id,
+                    score: crate::simd::dot(hidden, row),
+                })
+            })
     }
 }
 
@@ -155,6 +207,24 @@ impl Recommender for Bert4RecRecommender {
         &self.backend
     }
 
+    /// With a frozen content table, an added track is scored by its content row; one
+    /// in the table already (never the case for a track added after load) stays.
+    fn admit(&self, track: u32) -> Result<bool, RecommendError> {
+        let frozen = self.checkpoint.net.model.item_init == ItemInit::Content
+            && self.checkpoint.net.model.freeze_items;
+        if !frozen || !self.embeddings.has_row(track) {
+            return Ok(false);
+        }
+        if (track as usize) < self.encoder.n_items() {
+            return Ok(self.allowed.get(track as usize).copied().unwrap_or(false));
+        }
+        let mut added = self.added.write().expect("added tracks lock");
+        if !added.contains(&track) {
+            added.push(track);
+        }
+        Ok(true)
+    }
+
     fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError> {
         let known = self.readable(query.history)?;
         Ok(self.rank(&[(query, known)])?.remove(0))
@@ -173,157 +243,4 @@ impl Recommender for Bert4RecRecommender {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::bert4rec::{Bert4RecConfig, FitConfig, ModelConfig};
-    use crate::model::checkpoint::{self, Checkpoint, DataFingerprint, FORMAT, TrainState};
-    use crate::model::device::test_device;
-    use crate::model::schedule::{EarlyStopping, Plateau};
-    use candle_nn::VarMap;
-    use rand::SeedableRng;
-    use rand::rngs::StdRng;
-
-    const H: usize = 8;
-
-    fn matrix(n: usize) -> Vec<f32> {
-        (0..n * H)
-            .map(|i| ((i / H) as f32 * 0.7 + (i % H) as f32 * 1.3).sin())
-            .collect()
-    }
-
-    /// Saves a seeded (untrained) content model over 30 tracks; returns the stem.
-    fn saved(dir: &Path) -> std::path::PathBuf {
-        let cfg = ModelConfig {
-            intermediate: 16,
-            max_len: 6,
-            ..ModelConfig::paper(ItemInit::Content, 30, H)
-        };
-        let varmap = VarMap::new();
-        let raw = matrix(30);
-        let e = Encoder::new(
-            &cfg,
-            Some(&raw),
-            &varmap,
-            &mut StdRng::seed_from_u64(1),
-            &test_device(),
-        )
-        .unwrap();
-        let paths = CheckpointPaths::new(dir, "bert4rec-toy");
-        varmap.save(paths.weights()).unwrap();
-        let untrained = Checkpoint {
-            format: FORMAT,
-            kind: "bert4rec".into(),
-            net: Bert4RecConfig {
-                model: e.config().clone(),
-                fit: FitConfig::default(),
-            },
-            data: DataFingerprint {
-                backend: "toy".into(),
-                dim: H,
-                tracks: 30,
-                train_pairs: 0,
-                split: Default::default(),
-                train_hash: None,
-            },
-            device: "cpu".into(),
-            initial_validation_loss: None,
-            best_epoch: None,
-            best_validation_loss: None,
-            curve: Vec::new(),
-            state: TrainState {
-                epochs_done: 0,
-                lr: 1e-3,
-                plateau: Plateau::new(0.1, 5, 0.0),
-                early_stopping: EarlyStopping::new(16),
-                finished: None,
-                optimizer_steps: 0,
-            },
-        };
-        checkpoint::write(&paths, &untrained).unwrap();
-        dir.join("bert4rec-toy")
-    }
-
-    fn embeddings(n: usize) -> Arc<Embeddings> {
-        Arc::new(Embeddings::new("toy", matrix(n), H, Path::new("toy.npy")).unwrap())
-    }
-
-    fn ids(list: &[Scored]) -> Vec<u32> {
-        list.iter().map(|s| s.track).collect()
-    }
-
-    #[test]
-    fn serves_the_contract_and_follows_new_listens() {
-        let dir = tempfile::tempdir().unwrap();
-        let stem = saved(dir.path());
-        let items: Vec<u32> = (0..25).collect(); // 25..30 are not recommendable
-        let r = Bert4RecRecommender::load(&stem, embeddings(30), &items, &test_device()).unwrap();
-        let history: Vec<u32> = vec![1, 2, 3, 4, 5, 6, 7];
-        let q = Query {
-            user: None,
-            history: &history,
-            k: 10,
-        };
-        let list = r.recommend(&q).unwrap();
-        assert_eq!(list.len(), 10);
-        assert!(list.windows(2).all(|w| w[0].score >= w[1].score));
-        assert!(
-            list.iter()
-                .all(|s| s.track < 25 && !history.contains(&s.track))
-        );
-        // One more listen: a different answer, no retraining.
-        let longer: Vec<u32> = [history.as_slice(), &[20]].concat();
-        let after = r
-            .recommend(&Query {
-                history: &longer,
-                ..q
-            })
-            .unwrap();
-        assert_ne!(ids(&after), ids(&list));
-        assert!(!ids(&after).contains(&20));
-        // Batches answer exactly as single queries do, errors in place.
-        let qs = [
-            q,
-            Query { history: &[], ..q },
-            Query {
-                history: &longer,
-                ..q
-            },
-        ];
-        let batch = r.recommend_padded(&qs);
-        let parallel = r.recommend_batch(&qs);
-        assert_eq!(ids(parallel[2].as_ref().unwrap()), ids(&after));
-        assert_eq!(ids(batch[0].as_ref().unwrap()), ids(&list));
-        assert!(matches!(batch[1], Err(RecommendError::EmptyHistory)));
-        assert_eq!(ids(batch[2].as_ref().unwrap()), ids(&after));
-        assert!(matches!(
-            r.recommend(&Query {
-                history: &[31],
-                ..q
-            }),
-            Err(RecommendError::UnknownTrack(31))
-        ));
-    }
-
-    #[test]
-    fn a_track_added_after_training_is_recommendable() {
-        let dir = tempfile::tempdir().unwrap();
-        let stem = saved(dir.path());
-        let items: Vec<u32> = (0..31).collect();
-        let r = Bert4RecRecommender::load(&stem, embeddings(31), &items, &test_device()).unwrap();
-        let q = Query {
-            user: None,
-            history: &[1, 2, 30],
-            k: 31,
-        };
-        let list = r.recommend(&q).unwrap();
-        assert_eq!(list.len(), 28);
-        // The new track 30 can also be the input; rank it for another history.
-        let list = r
-            .recommend(&Query {
-                history: &[1, 2],
-                ..q
-            })
-            .unwrap();
-        assert!(ids(&list).contains(&30), "the new track is never ranked");
-    }
-}
+mod tests;

@@ -10,11 +10,12 @@ use rustc_hash::FxHasher;
 use super::{Query, RecommendError, Recommender, Scored, history_set};
 use crate::bounded::BoundedMap;
 use crate::embeddings::{Embeddings, l2_normalize};
-use crate::index::{self, HnswParams, IndexKind, Neighbour, NeighbourIndex};
+use crate::index::{self, HnswParams, IndexKind, LiveIndex, Neighbour, NeighbourIndex};
 
 pub struct KnnRecommender {
     embeddings: Arc<Embeddings>,
-    index: Box<dyn NeighbourIndex>,
+    /// The index built at load plus the tracks added since.
+    index: LiveIndex,
     /// Normalised user vectors of stored users, each kept with a hash of the history it
     /// was computed from: a new listen changes the history, so it misses and is
     /// recomputed, never answered stale, and several service instances sharing one
@@ -38,8 +39,9 @@ fn history_hash(history: &[u32]) -> u64 {
 }
 
 impl KnnRecommender {
-    /// Indexes `items` (the recommendable tracks) of `embeddings`; `cache` is where HNSW
-    /// graphs are saved and reloaded (see [`index::build`]).
+    /// Indexes those `items` (the recommendable tracks) that have a row in
+    /// `embeddings`; `cache` is where HNSW graphs are saved and reloaded (see
+    /// [`index::build`]).
     pub fn new(
         embeddings: Arc<Embeddings>,
         items: &[u32],
@@ -47,14 +49,20 @@ impl KnnRecommender {
         params: HnswParams,
         cache: Option<&std::path::Path>,
     ) -> Self {
-        let index = index::build(
+        let items: Vec<u32> = items
+            .iter()
+            .copied()
+            .filter(|&t| embeddings.has_row(t))
+            .collect();
+        let built = index::build(
             kind,
             embeddings.dim,
-            items,
+            &items,
             |t| embeddings.normalized_row(t),
             params,
             cache,
         );
+        let index = LiveIndex::new(built, &items);
         Self {
             embeddings,
             index,
@@ -92,12 +100,13 @@ impl KnnRecommender {
     }
 
     pub fn index(&self) -> &dyn NeighbourIndex {
-        self.index.as_ref()
+        &self.index
     }
 
-    /// The normalised mean of the history's embeddings.
+    /// The normalised mean of the history's embeddings (of its tracks that have one in
+    /// this backend).
     pub fn user_vector(&self, history: &[u32]) -> Result<Vec<f32>, RecommendError> {
-        let n = self.embeddings.len() as u32;
+        let n = self.embeddings.tracks() as u32;
         if let Some(&bad) = history.iter().find(|&&t| t >= n) {
             return Err(RecommendError::UnknownTrack(bad));
         }
@@ -121,6 +130,18 @@ impl Recommender for KnnRecommender {
 
     fn is_light(&self) -> bool {
         true
+    }
+
+    fn admit(&self, track: u32) -> Result<bool, RecommendError> {
+        let Some(row) = self.embeddings.try_normalized_row(track) else {
+            return Ok(false);
+        };
+        if !self.index.contains(track) {
+            self.index
+                .insert(track, row)
+                .map_err(|e| RecommendError::Model(e.to_string()))?;
+        }
+        Ok(true)
     }
 
     fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError> {

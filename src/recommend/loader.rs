@@ -117,8 +117,10 @@ pub fn start(registry: Arc<Registry>, settings: &LoadSettings) -> Loader {
     }
 }
 
+/// The tracks a build indexes: the catalogue less its withdrawn tracks (a build is where
+/// withdrawals are compacted away).
 fn all_items(registry: &Registry) -> Arc<[u32]> {
-    (0..registry.catalog.len() as u32).collect()
+    registry.catalog.served_indices().into()
 }
 
 /// One job per backend's KNN index, and per checkpoint found for a served backend.

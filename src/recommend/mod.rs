@@ -4,6 +4,7 @@
 //! is exactly what is served. KNN, the Shallow Net and BERT4Rec implement it.
 
 pub mod bert4rec;
+pub mod catalogue;
 pub mod knn;
 pub mod loader;
 pub mod readiness;
@@ -62,6 +63,15 @@ pub trait Recommender: Send + Sync {
     /// KNN, cost more than the search). Neural models say no.
     fn is_light(&self) -> bool {
         false
+    }
+
+    /// Takes `track`, just added to the catalogue with its rows, into later answers, if
+    /// this model can know a track by its content alone (KNN, the Shallow Net's content
+    /// tower, BERT4Rec's frozen content table; not a learned item table). Idempotent:
+    /// a track already served is left as it is. Returns whether the track is served.
+    fn admit(&self, track: u32) -> Result<bool, RecommendError> {
+        let _ = track;
+        Ok(false)
     }
 
     /// Many queries at once. The default runs them in parallel; models with a cheaper

@@ -4,26 +4,31 @@
 //! [`super::loader`] for the start-up, and [`State`]).
 //!
 //! The service serves every catalog track (not only train tracks): a track added with its
-//! embedding is recommendable by content-based models as soon as the service loads it.
+//! rows ([`Registry::apply`]) joins the backends' matrices and every serving model that
+//! can know a track by its content, in the next answer and without a rebuild.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::Recommender;
+use super::catalogue::{Catalogue, CatalogueError, Change};
 use super::knn::KnnRecommender;
 use super::readiness::State;
 use crate::dataset::Vocab;
 use crate::embeddings::Embeddings;
+use crate::embeddings::added::RowError;
 
 /// Everything the API needs to answer from memory: the catalog, the frozen matrices and
 /// the models built on them, as they become ready.
 pub struct Registry {
-    pub catalog: Vocab,
+    pub catalog: Catalogue,
     pub backends: BTreeMap<String, Arc<Embeddings>>,
     entries: RwLock<BTreeMap<(String, String), Entry>>,
     knn: RwLock<BTreeMap<String, Arc<KnnRecommender>>>,
     /// Whether the start-up loading is over (every entry it planned is ready or failed).
     started: (Mutex<bool>, Condvar),
+    /// Held by whoever fetches and applies catalogue changes (see [`Registry::syncing`]).
+    syncing: tokio::sync::Mutex<()>,
 }
 
 /// One (model, backend): what serves it now, and its state. A model being retrained (a
@@ -54,6 +59,25 @@ pub struct EntryView {
     pub serving: bool,
 }
 
+/// Why a catalogue change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error(transparent)]
+    Row(#[from] RowError),
+    #[error("no served backend `{0}`")]
+    UnknownBackend(String),
+}
+
+/// Admits `track` to `recommender`; a failure is logged and leaves it out of that
+/// model's answers only.
+fn admit(recommender: &dyn Recommender, track: u32) {
+    if let Err(e) = recommender.admit(track) {
+        tracing::error!(model = recommender.model(), backend = recommender.backend(), track, error = %e, "an added track could not join the model");
+    }
+}
+
 fn key(model: &str, backend: &str) -> (String, String) {
     (model.to_string(), backend.to_string())
 }
@@ -62,7 +86,7 @@ impl Registry {
     /// A registry of `backends` over `catalog` with nothing loaded yet.
     pub fn new(catalog: Vocab, backends: Vec<Embeddings>) -> Self {
         Self {
-            catalog,
+            catalog: Catalogue::new(catalog),
             backends: backends
                 .into_iter()
                 .map(|e| (e.backend.clone(), Arc::new(e)))
@@ -70,6 +94,7 @@ impl Registry {
             entries: RwLock::default(),
             knn: RwLock::default(),
             started: (Mutex::new(false), Condvar::new()),
+            syncing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -90,17 +115,59 @@ impl Registry {
         }
     }
 
-    /// Serves `recommender` under its (model, backend) name from now on, ready.
+    /// Serves `recommender` under its (model, backend) name from now on, ready. It was
+    /// built over the catalogue as it was when its build began, so the tracks added since
+    /// are admitted to it here (a track added meanwhile reaches it through one path or
+    /// both; admitting is idempotent).
     pub fn add(&self, recommender: Arc<dyn Recommender>) {
         let key = key(recommender.model(), recommender.backend());
         let entry = Entry {
-            serving: Some(recommender),
+            serving: Some(recommender.clone()),
             state: State::Ready,
         };
         self.entries
             .write()
             .expect("registry lock")
             .insert(key, entry);
+        let imported = self.catalog.imported().len() as u32;
+        for track in imported..self.catalog.len() as u32 {
+            admit(recommender.as_ref(), track);
+        }
+    }
+
+    /// Applies one catalogue change: an added track's rows join the backends (none in a
+    /// backend the change does not name) and it joins every serving model that can
+    /// know it by content; a withdrawn track leaves every answer (see
+    /// [`Catalogue::visible`]). A change already applied is skipped (`Ok(false)`); one
+    /// that does not fit (a gap, a bad row) changes nothing.
+    pub fn apply(&self, change: &Change) -> Result<bool, ApplyError> {
+        let applied = self.catalog.apply(change, || {
+            let Change::Add { rows, .. } = change else {
+                return Ok(());
+            };
+            for (backend, row) in rows {
+                let embeddings = self
+                    .backends
+                    .get(backend)
+                    .ok_or_else(|| ApplyError::UnknownBackend(backend.clone()))?;
+                embeddings.check_row(row)?;
+            }
+            for (name, embeddings) in &self.backends {
+                let row = rows.get(name).map(Vec::as_slice);
+                embeddings.push_added(row).expect("a checked row");
+            }
+            Ok::<_, ApplyError>(())
+        })?;
+        if let (true, Change::Add { index, .. }) = (applied, change) {
+            let serving: Vec<Arc<dyn Recommender>> = {
+                let entries = self.entries.read().expect("registry lock");
+                entries.values().filter_map(|e| e.serving.clone()).collect()
+            };
+            for recommender in serving {
+                admit(recommender.as_ref(), *index);
+            }
+        }
+        Ok(applied)
     }
 
     /// Serves a backend's KNN recommender, whose index also answers "similar tracks".
@@ -110,6 +177,13 @@ impl Registry {
             .expect("registry lock")
             .insert(knn.backend().to_string(), knn.clone());
         self.add(knn);
+    }
+
+    /// The lock to hold while fetching stored catalogue changes and applying them: a
+    /// caller that finds its change already applied by another (a replica's poll) then
+    /// returns only after that one has also admitted it to every model.
+    pub fn syncing(&self) -> &tokio::sync::Mutex<()> {
+        &self.syncing
     }
 
     /// Marks (model, backend) failed; a model that served before keeps serving.

@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor};
 use super::{Query, RecommendError, Recommender, Scored, history_set};
 use crate::embeddings::{Embeddings, l2_normalize};
 use crate::index::exact::top_k;
-use crate::index::{self, HnswParams, IndexKind, Neighbour, NeighbourIndex};
+use crate::index::{self, HnswParams, IndexKind, LiveIndex, Neighbour, NeighbourIndex};
 use crate::model::checkpoint::{CheckpointError, CheckpointPaths};
 use crate::model::shallow::ShallowError;
 use crate::model::shallow::checkpoint::{ShallowCheckpoint, load};
@@ -39,7 +39,8 @@ pub struct ShallowRecommender {
     user_row: HashMap<String, usize>,
     /// Normalised tower outputs of the user table, row-major `[users, d_out]`.
     user_vectors: Vec<f32>,
-    index: Box<dyn NeighbourIndex>,
+    /// The item vectors indexed at load, plus tracks added since.
+    index: LiveIndex,
     /// With an exact index: the indexed ids and their vectors `[items, d_out]` on the
     /// device, so a batch of users is scored with one matrix product (the same full scan
     /// as the index, faster).
@@ -109,7 +110,10 @@ impl ShallowRecommender {
             bias,
             device: device.clone(),
             user_vectors: Vec::new(),
-            index: Box::new(index::ExactIndex::new(1, Vec::new(), Vec::new())),
+            index: LiveIndex::new(
+                Box::new(index::ExactIndex::new(1, Vec::new(), Vec::new())),
+                &[],
+            ),
             exact: None,
         };
         this.user_vectors = this.tower(&users.flatten_all()?.to_vec1::<f32>()?)?;
@@ -140,7 +144,7 @@ impl ShallowRecommender {
             vectors.extend(this.tower(&rows)?);
         }
         let d_out = this.d_out();
-        this.index = index::build(
+        let built = index::build(
             kind,
             d_out,
             &kept,
@@ -151,6 +155,7 @@ impl ShallowRecommender {
             hnsw,
             None,
         );
+        this.index = LiveIndex::new(built, &kept);
         if kind == IndexKind::Exact {
             let t = Tensor::from_slice(&vectors, (kept.len(), d_out), device)?;
             this.exact = Some((kept, t));
@@ -167,7 +172,7 @@ impl ShallowRecommender {
     }
 
     pub fn index(&self) -> &dyn NeighbourIndex {
-        self.index.as_ref()
+        &self.index
     }
 
     /// A track's row of the item table: its content, or its learned row.
@@ -175,7 +180,7 @@ impl ShallowRecommender {
         let d = self.checkpoint.net.d_in;
         match &self.learned_items {
             Some(table) => table.get(track as usize * d..(track as usize + 1) * d),
-            None => ((track as usize) < self.embeddings.len()).then(|| self.embeddings.row(track)),
+            None => self.embeddings.try_row(track),
         }
     }
 
@@ -204,12 +209,21 @@ impl ShallowRecommender {
         if query.history.is_empty() {
             return Err(RecommendError::EmptyHistory);
         }
-        let mut mean = vec![0f32; self.checkpoint.net.d_in];
-        for &t in query.history {
-            let row = self.item_row(t).ok_or(RecommendError::UnknownTrack(t))?;
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        let n_tracks = self.embeddings.tracks() as u32;
+        if let Some(&bad) = query.history.iter().find(|&&t| t >= n_tracks) {
+            return Err(RecommendError::UnknownTrack(bad));
         }
-        let n = query.history.len() as f32;
+        // Tracks without a row here (added with other backends' rows only) are skipped.
+        let mut mean = vec![0f32; self.checkpoint.net.d_in];
+        let mut n = 0usize;
+        for row in query.history.iter().filter_map(|&t| self.item_row(t)) {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+            n += 1;
+        }
+        if n == 0 {
+            return Err(RecommendError::EmptyHistory);
+        }
+        let n = n as f32;
         mean.iter_mut().for_each(|m| *m /= n);
         let mut v = self
             .tower(&mean)
@@ -233,6 +247,22 @@ impl Recommender for ShallowRecommender {
         &self.embeddings.backend
     }
 
+    /// A track with content (and no learned table) goes through the tower into the index.
+    fn admit(&self, track: u32) -> Result<bool, RecommendError> {
+        if self.index.contains(track) {
+            return Ok(true);
+        }
+        let Some(row) = self.item_row(track) else {
+            return Ok(false);
+        };
+        let model = |e: String| RecommendError::Model(e);
+        let vector = self.tower(row).map_err(|e| model(e.to_string()))?;
+        self.index
+            .insert(track, &vector)
+            .map_err(|e| model(e.to_string()))?;
+        Ok(true)
+    }
+
     fn recommend(&self, query: &Query) -> Result<Vec<Scored>, RecommendError> {
         let user = self.user_vector(query)?;
         let exclude = history_set(query.history);
@@ -252,7 +282,8 @@ impl Recommender for ShallowRecommender {
     /// otherwise one index search per query, in parallel.
     fn recommend_batch(&self, queries: &[Query]) -> Vec<Result<Vec<Scored>, RecommendError>> {
         use rayon::prelude::*;
-        let Some((ids, items)) = &self.exact else {
+        // The item matrix holds the tracks indexed at load only.
+        let Some((ids, items)) = self.exact.as_ref().filter(|_| self.index.pending() == 0) else {
             return queries.par_iter().map(|q| self.recommend(q)).collect();
         };
         let mut out = Vec::with_capacity(queries.len());

@@ -18,13 +18,6 @@ impl Store {
         )
     }
 
-    /// The stored catalog in index order, to check it against the embeddings' catalog.
-    pub async fn track_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            on_pool!(self, pool => sqlx::query_scalar("SELECT track_id FROM tracks ORDER BY idx").fetch_all(pool).await?),
-        )
-    }
-
     /// Loads the catalog, the users and their aggregated plays into empty tables.
     pub async fn import(
         &self,

@@ -10,6 +10,7 @@ mod experiments;
 mod histories;
 mod jobs;
 mod runs;
+mod tracks;
 mod users;
 
 use std::str::FromStr;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{
 pub use experiments::{CellRecord, ExperimentRecord};
 pub use jobs::{ClaimedJob, JobRecord, JobStatus, NewJob};
 pub use runs::{NewRun, RunRecord, RunStatus, UserMetricRecord};
+pub use tracks::{Change, Tag, TrackDetails};
 pub use users::{AppendOutcome, PlayRecord, UserRecord};
 
 /// Runs `$body` with `$pool` bound to the concrete pool, whichever database it is.

@@ -108,6 +108,7 @@ pub fn settings(database_url: String) -> Settings {
         request_timeout: 30,
         body_limit: 1 << 20,
         sync_eval_users: 200,
+        catalogue_poll_ms: 100,
         index: IndexKind::Exact,
         ef_search: 100,
         search_dim: HnswParams::default().search_dim,
@@ -224,4 +225,27 @@ pub fn assert_problem(response: &(u16, Value), status: u16, slug: &str) {
         response.1
     );
     assert!(!response.1["detail"].as_str().unwrap_or_default().is_empty());
+}
+
+/// Whether the MusiCNN weights are installed where the service looks for them; says
+/// so when not, naming the skipped test.
+pub fn musicnn_weights(test: &str) -> bool {
+    let found = audio_backends_served();
+    if !found {
+        let dir = audiorec::model::musicnn::default_dir();
+        eprintln!(
+            "SKIPPED {test}: no MusiCNN weights in {} (run `cargo run -- setup musicnn` or set {})",
+            dir.display(),
+            audiorec::model::musicnn::DIR_ENV
+        );
+    }
+    found
+}
+
+/// Whether a service started here serves the in-process audio backends (`musicnn-audio`,
+/// `mfcc-audio` on demo data): it does when the MusiCNN weights are installed.
+pub fn audio_backends_served() -> bool {
+    audiorec::model::musicnn::default_dir()
+        .join(".index")
+        .is_file()
 }

@@ -16,3 +16,4 @@ mod process;
 mod replicas;
 mod round_trip;
 mod startup;
+mod tracks;

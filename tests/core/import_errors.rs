@@ -155,6 +155,7 @@ fn dimension_differs_from_the_datasets_manifest() {
         BackendInfo {
             dim: 8,
             description: "test".into(),
+            extractor: None,
         },
     )]
     .into();

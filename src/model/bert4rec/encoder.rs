@@ -455,9 +455,20 @@ impl Encoder {
         batch: usize,
         len: usize,
     ) -> Result<Tensor, Bert4RecError> {
+        let last = self.next_item_hidden(tokens, batch, len)?;
+        Ok(self.logits(&last)?.to_dtype(DType::F32)?)
+    }
+
+    /// Hidden states `[batch, hidden]` at the last position of each row: what the tied
+    /// head multiplies by an item's row, so a track outside the table (added with its
+    /// content after training) is scored by its content row alone.
+    pub fn next_item_hidden(
+        &self,
+        tokens: &[u32],
+        batch: usize,
+        len: usize,
+    ) -> Result<Tensor, Bert4RecError> {
         let hidden = self.forward(tokens, batch, len, &mut Mode::Eval)?;
-        let last = hidden.narrow(1, len - 1, 1)?.squeeze(1)?;
-        let logits = self.logits(&last)?;
-        Ok(logits.to_dtype(DType::F32)?)
+        Ok(hidden.narrow(1, len - 1, 1)?.squeeze(1)?)
     }
 }
