@@ -24,6 +24,8 @@ use crate::store::{Store, StoreError};
 
 /// How often the database is probed, up or down.
 pub const PROBE_EVERY: Duration = Duration::from_millis(250);
+/// Seconds a client is told to wait while the dataset is being imported.
+const IMPORT_RETRY_AFTER: u64 = 5;
 /// How long a probe may take before it counts as a failure.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -85,7 +87,8 @@ async fn probe(this: Weak<Availability>) {
     }
 }
 
-/// Middleware for routes that need the database: 503 at once while it is down, 503 as
+/// Middleware for routes that need the database: 503 `not-ready` while the dataset is
+/// still being imported into it, 503 at once while it is down, 503 as
 /// soon as it goes down for requests already waiting, and the flag lowered by a request
 /// that met an unavailable database.
 pub async fn require_database(
@@ -93,6 +96,13 @@ pub async fn require_database(
     request: Request,
     next: Next,
 ) -> Response {
+    if state.importing() {
+        return ApiError::NotReady {
+            detail: "the dataset is still being imported into the database; this route answers once it is (see /ready)".into(),
+            retry_after: IMPORT_RETRY_AFTER,
+        }
+        .into_response();
+    }
     let database = &state.database;
     if !database.is_up() {
         return ApiError::Unavailable(StoreError::Down).into_response();

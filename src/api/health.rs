@@ -35,6 +35,9 @@ pub struct Readiness {
     #[schema(example = "sqlite")]
     pub database: &'static str,
     pub database_ok: bool,
+    /// Whether the dataset is being imported into an empty database (routes that need
+    /// the database answer 503 until it is).
+    pub importing: bool,
     /// Number of catalog tracks served.
     #[schema(example = 5000)]
     pub tracks: usize,
@@ -76,6 +79,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         },
         database: state.store.kind(),
         database_ok,
+        importing: state.importing(),
         tracks: registry.catalog.served(),
         models: registry
             .models()

@@ -68,6 +68,9 @@ pub struct AppState {
     audio: Option<Arc<AudioEmbedder>>,
     /// Why there is no `audio`, for the 503 an upload then gets.
     audio_missing: Arc<str>,
+    /// Whether the dataset is still being imported into the database: routes that need
+    /// it answer 503 `not-ready` until it is.
+    importing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ impl AppState {
         registry: Arc<Registry>,
         settings: &Settings,
         audio: Result<AudioEmbedder, String>,
+        importing: Arc<std::sync::atomic::AtomicBool>,
     ) -> Self {
         let (audio, audio_missing) = match audio {
             Ok(a) => (Some(Arc::new(a)), Arc::from("")),
@@ -98,7 +102,13 @@ impl AppState {
             experiment_budget: settings.experiment_budget,
             audio,
             audio_missing,
+            importing,
         }
+    }
+
+    /// Whether the dataset's import into the database is still going on.
+    fn importing(&self) -> bool {
+        self.importing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The recommender for (model, backend); the 503 with `Retry-After` of one still

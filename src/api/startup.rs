@@ -1,12 +1,13 @@
 //! Building the service from settings and running it: demo data when there is no
-//! dataset, the catalog imported into an empty database, then axum on a bound socket with
-//! graceful shutdown and the job worker beside it, while every backend's KNN index and
-//! every checkpoint found are built and loaded in the background
-//! ([`crate::recommend::loader`]): the service answers as soon as it listens, and each
-//! model serves from the moment it is ready.
+//! dataset, then axum on a bound socket with graceful shutdown and the job worker beside
+//! it, while every backend's KNN index and every checkpoint found are built and loaded in
+//! the background ([`crate::recommend::loader`]) and, into an empty database, the dataset
+//! is imported: the service answers as soon as it listens, each model serves from the
+//! moment it is ready, and routes that need the database from the end of the import.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,7 +18,7 @@ use super::{AppState, router};
 use crate::audio::mfcc;
 use crate::config::Settings;
 use crate::dataset::demo::{self, Scale};
-use crate::dataset::{Dataset, Layout, MissingTracks};
+use crate::dataset::{Dataset, Interactions, Layout, MissingTracks, Vocab};
 use crate::embeddings::Embeddings;
 use crate::embeddings::manifest::Manifest;
 use crate::jobs::{self, Worker, WorkerConfig};
@@ -25,7 +26,7 @@ use crate::model::content::{self, AudioEmbedder};
 use crate::model::musicnn::{self, Musicnn, PENULTIMATE_DIM};
 use crate::recommend::loader::{self, LoadSettings, Loader};
 use crate::recommend::registry::Registry;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -176,17 +177,11 @@ async fn load_state(settings: &Settings) -> anyhow::Result<(AppState, Loader)> {
     })
     .await??;
 
-    let stored = store.track_count().await?;
-    if stored == 0 {
-        tracing::info!(
-            tracks = dataset.tracks.len(),
-            users = dataset.interactions.users.len(),
-            pairs = dataset.interactions.len(),
-            database = store.kind(),
-            "importing the dataset into the database"
-        );
-        store.import(&dataset.tracks, &dataset.interactions).await?;
-    } else if store.imported_track_ids().await? != dataset.tracks.ids().collect::<Vec<_>>() {
+    // An empty database gets the dataset imported after the socket is bound (12M plays
+    // take minutes): until then routes that need the database answer 503 `not-ready`,
+    // and routes served from memory answer as soon as their models are ready.
+    let empty = store.track_count().await? == 0;
+    if !empty && store.imported_track_ids().await? != dataset.tracks.ids().collect::<Vec<_>>() {
         bail!(
             "the database holds a different catalog than {} (use a fresh database for another dataset)",
             layout.track_ids().display()
@@ -196,17 +191,28 @@ async fn load_state(settings: &Settings) -> anyhow::Result<(AppState, Loader)> {
     let mut backends = backends;
     let audio = audio_backends(&layout, &mut backends, dataset.tracks.len());
     let registry = Arc::new(Registry::new(dataset.tracks, backends));
-    // Tracks added and withdrawn through the API since the import, before any build,
-    // so the first builds index them (and leave withdrawn ones out).
-    let replayed = super::catalogue::sync(&store, &registry)
-        .await
-        .map_err(|e| anyhow::anyhow!("could not replay the catalogue's changes: {e}"))?;
-    if replayed > 0 {
-        tracing::info!(
-            changes = replayed,
-            tracks = registry.catalog.served(),
-            "catalogue changes replayed"
-        );
+    let importing = Arc::new(AtomicBool::new(empty));
+    if empty {
+        registry.add_start_task();
+        tokio::spawn(import(
+            store.clone(),
+            registry.clone(),
+            dataset.interactions,
+            importing.clone(),
+        ));
+    } else {
+        // Tracks added and withdrawn through the API since the import, before any
+        // build, so the first builds index them (and leave withdrawn ones out).
+        let replayed = super::catalogue::sync(&store, &registry)
+            .await
+            .map_err(|e| anyhow::anyhow!("could not replay the catalogue's changes: {e}"))?;
+        if replayed > 0 {
+            tracing::info!(
+                changes = replayed,
+                tracks = registry.catalog.served(),
+                "catalogue changes replayed"
+            );
+        }
     }
     tokio::spawn(super::catalogue::poll(
         store.clone(),
@@ -223,7 +229,62 @@ async fn load_state(settings: &Settings) -> anyhow::Result<(AppState, Loader)> {
         threads: std::thread::available_parallelism().map_or(1, usize::from),
     };
     let loader = loader::start(registry.clone(), &load);
-    Ok((AppState::new(store, registry, settings, audio), loader))
+    let state = AppState::new(store, registry, settings, audio, importing);
+    Ok((state, loader))
+}
+
+/// Imports the dataset into the empty database, then declares this start-up task over
+/// and opens the routes that need the database. Another instance importing the same
+/// dataset into the same database first is waited for. A failed import is logged and
+/// leaves the service not ready (those routes keep answering 503).
+async fn import(
+    store: Store,
+    registry: Arc<Registry>,
+    interactions: Interactions,
+    importing: Arc<AtomicBool>,
+) {
+    let tracks = registry.catalog.imported();
+    tracing::info!(
+        tracks = tracks.len(),
+        users = interactions.users.len(),
+        pairs = interactions.len(),
+        database = store.kind(),
+        "importing the dataset into the database (in the background)"
+    );
+    let started = std::time::Instant::now();
+    let outcome = match store.import(tracks, &interactions).await {
+        Err(StoreError::Conflict(_)) => imported_elsewhere(&store, tracks).await,
+        outcome => outcome.map_err(anyhow::Error::from),
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "dataset imported: every route is open"
+            );
+            importing.store(false, Ordering::Release);
+            registry.finish_start();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not import the dataset: routes that need the database stay unavailable");
+        }
+    }
+}
+
+/// Waits for another instance's import of the same catalogue to commit (an import is
+/// one transaction, so it is there whole or not at all).
+async fn imported_elsewhere(store: &Store, tracks: &Vocab) -> anyhow::Result<()> {
+    let ours: Vec<&str> = tracks.ids().collect();
+    loop {
+        let stored = store.imported_track_ids().await?;
+        if stored == ours {
+            return Ok(());
+        }
+        if !stored.is_empty() {
+            bail!("another instance imported a different catalog into this database");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// MusiCNN and MFCC for uploads, if the MusiCNN weights are installed: each kind of row

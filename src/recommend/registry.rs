@@ -25,8 +25,9 @@ pub struct Registry {
     pub backends: BTreeMap<String, Arc<Embeddings>>,
     entries: RwLock<BTreeMap<(String, String), Entry>>,
     knn: RwLock<BTreeMap<String, Arc<KnnRecommender>>>,
-    /// Whether the start-up loading is over (every entry it planned is ready or failed).
-    started: (Mutex<bool>, Condvar),
+    /// Start-up tasks still running: the loading (until every entry it planned is ready
+    /// or failed), and the dataset's import into an empty database when there is one.
+    started: (Mutex<usize>, Condvar),
     /// Held by whoever fetches and applies catalogue changes (see [`Registry::syncing`]).
     syncing: tokio::sync::Mutex<()>,
 }
@@ -93,7 +94,7 @@ impl Registry {
                 .collect(),
             entries: RwLock::default(),
             knn: RwLock::default(),
-            started: (Mutex::new(false), Condvar::new()),
+            started: (Mutex::new(1), Condvar::new()),
             syncing: tokio::sync::Mutex::new(()),
         }
     }
@@ -253,24 +254,32 @@ impl Registry {
         entries.keys().any(|(m, _)| m == model)
     }
 
-    /// Declares the start-up loading over (see [`Registry::starting`]).
+    /// Counts one more start-up task besides the loading (see [`Registry::starting`]),
+    /// which ends with its own [`Registry::finish_start`].
+    pub fn add_start_task(&self) {
+        *self.started.0.lock().expect("registry lock") += 1;
+    }
+
+    /// Declares one start-up task over: the loading (see [`super::loader`]) or one
+    /// added with [`Registry::add_start_task`].
     pub fn finish_start(&self) {
-        let (done, changed) = &self.started;
-        *done.lock().expect("registry lock") = true;
+        let (pending, changed) = &self.started;
+        let mut pending = pending.lock().expect("registry lock");
+        *pending = pending.saturating_sub(1);
         changed.notify_all();
     }
 
-    /// Whether the start-up loading is still going on.
+    /// Whether a start-up task is still going on.
     pub fn starting(&self) -> bool {
-        !*self.started.0.lock().expect("registry lock")
+        *self.started.0.lock().expect("registry lock") > 0
     }
 
-    /// Blocks until the start-up loading is over.
+    /// Blocks until every start-up task is over.
     pub fn wait_started(&self) {
-        let (done, changed) = &self.started;
-        let guard = done.lock().expect("registry lock");
+        let (pending, changed) = &self.started;
+        let guard = pending.lock().expect("registry lock");
         let _done = changed
-            .wait_while(guard, |done| !*done)
+            .wait_while(guard, |pending| *pending > 0)
             .expect("registry lock");
     }
 }

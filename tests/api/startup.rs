@@ -260,3 +260,73 @@ async fn demo_models_are_trained_in_the_background_and_loaded_at_the_next_start(
         again.log()
     );
 }
+
+/// On an empty database the service listens before the dataset is imported: while the
+/// import is held back (here by a lock on `plays`, from a transaction of the test's own),
+/// `/ready` says it is importing, a route that needs the database answers 503 `not-ready`
+/// with a `Retry-After`, and an anonymous recommendation is served from memory; once the
+/// import can go on, every route opens. Postgres only (the lock is a Postgres one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_database_is_imported_after_the_service_listens() {
+    use sqlx::Connection;
+    if crate::helpers::postgres_available().is_none() {
+        return;
+    }
+    let url = database_url(Db::Postgres).await;
+    // The schema first (a start on an unreachable dataset folder would not get past it),
+    // by opening the store once; then hold `plays` against inserts.
+    audiorec::store::Store::connect(&url)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let mut blocker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE plays IN SHARE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let app = spawn_listening(&settings(url)).await;
+    let ready_url = format!("{}/ready", app.address);
+    let ready = wait_for(&app.client, &ready_url, Duration::from_secs(60), |_, r| {
+        r["importing"] == true && r["backends"]["musicnn"] == "ready"
+    })
+    .await;
+    assert_eq!(ready["status"], "starting", "{ready}");
+    let response = app
+        .client
+        .post(format!("{}/v1/users", app.address))
+        .json(&json!({"user_id": "early"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, problem) = decode(response).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (503, Some("/problems/not-ready")),
+        "{problem}"
+    );
+    let tracks = crate::helpers::track_ids();
+    let body = json!({"history": &tracks[..3], "backend": "musicnn", "k": 5});
+    let (status, recs) = app.post("/v1/recommendations", &body).await;
+    assert_eq!(status, 200, "{recs}");
+
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    let ready = wait_for(
+        &app.client,
+        &ready_url,
+        Duration::from_secs(60),
+        |status, _| status == 200,
+    )
+    .await;
+    assert_eq!(
+        (ready["importing"].clone(), ready["status"].clone()),
+        (json!(false), json!("ready"))
+    );
+    let (status, user) = app.post("/v1/users", &json!({"user_id": "early"})).await;
+    assert_eq!(status, 201, "{user}");
+    let (status, listens) = app.get("/v1/users/user_000001/listens?limit=1").await;
+    assert_eq!(status, 200, "the imported plays are there: {listens}");
+}
