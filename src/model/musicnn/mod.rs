@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 mod error;
+mod frontend;
 pub mod labels;
 pub mod net;
 pub mod setup;

@@ -14,13 +14,14 @@
 //!   200 + ReLU, batch norm = the `penultimate` features; dense 50 + sigmoid = MSD tags.
 //!
 //! Every batch norm is TensorFlow's inference form with epsilon 1e-3 and the stored moving
-//! statistics. Convolutions run as candle `conv1d`: a 2-D kernel that spans 7 frames is a
-//! 1-D convolution along frequency whose 7 input channels are the 7 shifted frames.
+//! statistics. The front end's branches run as one matrix product each, pooled as it is
+//! read ([`super::frontend`]); the mid-end's convolutions as candle `conv1d` along time.
 
 use candle_core::{Device, Tensor};
 
 use super::checkpoint::TensorBundle;
 use super::error::CheckpointError;
+use super::frontend::{self, ConvPool};
 
 /// Frames per patch: `librosa.time_to_frames(3 s) + 1` at 16 kHz, hop 256.
 pub const PATCH_FRAMES: usize = 187;
@@ -37,26 +38,33 @@ struct BatchNorm {
     shift: Tensor,
 }
 
+/// A batch norm's `(scale, shift)` per channel, folded from its stored statistics.
+fn folded(ckpt: &TensorBundle, name: &str) -> Result<(Vec<f32>, Vec<f32>), CheckpointError> {
+    let get = |p: &str| ckpt.f32_tensor(&format!("{name}/{p}")).map(|(_, v)| v);
+    let (gamma, beta) = (get("gamma")?, get("beta")?);
+    let (mean, var) = (get("moving_mean")?, get("moving_variance")?);
+    let c = gamma.len();
+    if [beta.len(), mean.len(), var.len()] != [c, c, c] {
+        return Err(tensor_error(name, "batch-norm parameters differ in length"));
+    }
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| (f64::from(*g) / (f64::from(*v) + BN_EPSILON).sqrt()) as f32)
+        .collect();
+    let shift: Vec<f32> = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    Ok((scale, shift))
+}
+
 impl BatchNorm {
     fn load(ckpt: &TensorBundle, name: &str, dev: &Device) -> Result<Self, CheckpointError> {
-        let get = |p: &str| ckpt.f32_tensor(&format!("{name}/{p}")).map(|(_, v)| v);
-        let (gamma, beta) = (get("gamma")?, get("beta")?);
-        let (mean, var) = (get("moving_mean")?, get("moving_variance")?);
-        let c = gamma.len();
-        if [beta.len(), mean.len(), var.len()] != [c, c, c] {
-            return Err(tensor_error(name, "batch-norm parameters differ in length"));
-        }
-        let scale: Vec<f32> = gamma
-            .iter()
-            .zip(&var)
-            .map(|(g, v)| (f64::from(*g) / (f64::from(*v) + BN_EPSILON).sqrt()) as f32)
-            .collect();
-        let shift: Vec<f32> = beta
-            .iter()
-            .zip(&mean)
-            .zip(&scale)
-            .map(|((b, m), s)| b - m * s)
-            .collect();
+        let (scale, shift) = folded(ckpt, name)?;
+        let c = scale.len();
         Ok(Self {
             scale: Tensor::from_vec(scale, c, dev).map_err(|e| candle_error(name, e))?,
             shift: Tensor::from_vec(shift, c, dev).map_err(|e| candle_error(name, e))?,
@@ -129,45 +137,13 @@ impl Layer {
     }
 }
 
-/// One front-end branch: convolution, ReLU, batch norm, max over frequency.
-struct Branch {
-    conv: Layer,
-    bn: BatchNorm,
-    /// 1 where the batch norm's scale is non-negative, else 0.
-    non_negative: Tensor,
-}
-
-impl Branch {
-    fn new(conv: Layer, bn: BatchNorm) -> candle_core::Result<Self> {
-        let non_negative = bn.scale.ge(0f32)?.to_dtype(bn.scale.dtype())?;
-        Ok(Self {
-            conv,
-            bn,
-            non_negative,
-        })
-    }
-
-    /// `max over pool_dim of BN(ReLU(y + bias))` for a convolution output `y` whose channels
-    /// are dimension 1 once `pool_dim` is gone, computed on the pooled values: bias and ReLU
-    /// are monotone per channel, so they commute with the maximum, and so does the batch
-    /// norm where its scale is non-negative; where it is negative the maximum of the output
-    /// comes from the minimum of the input. This keeps the element-wise work off the large
-    /// pre-pooling tensor.
-    fn pool(&self, y: &Tensor, pool_dim: usize) -> candle_core::Result<Tensor> {
-        let (hi, lo) = (y.max(pool_dim)?, y.min(pool_dim)?);
-        let mut shape = vec![1; hi.rank()];
-        shape[1] = self.non_negative.dim(0)?;
-        let keep = self.non_negative.reshape(shape.as_slice())?;
-        let picked = (hi.broadcast_mul(&keep)? + lo.broadcast_mul(&(1.0 - &keep)?)?)?;
-        self.bn.forward(&self.conv.bias_relu(&picked, 1)?, 1)
-    }
-}
-
 /// The whole network.
 pub struct MusicnnNet {
     input_bn: BatchNorm,
-    timbral: [Branch; 2],
-    temporal: [Branch; 3],
+    /// 7×38 and 7×67 kernels over (frames, mel bands).
+    timbral: [ConvPool; 2],
+    /// 128, 64 and 32 frames over each mel band.
+    temporal: [ConvPool; 3],
     midend: [(Layer, BatchNorm); 3],
     pool_bn: BatchNorm,
     dense: Layer,
@@ -185,14 +161,15 @@ pub struct PatchOutputs {
 
 impl MusicnnNet {
     pub fn load(ckpt: &TensorBundle, dev: &Device) -> Result<Self, CheckpointError> {
-        let bn = |i: usize| {
-            let name = if i == 0 {
+        let bn_name = |i: usize| {
+            if i == 0 {
                 "batch_normalization".to_string()
             } else {
                 format!("batch_normalization_{i}")
-            };
-            BatchNorm::load(ckpt, &name, dev)
+            }
         };
+        let bn = |i: usize| BatchNorm::load(ckpt, &bn_name(i), dev);
+        let folded_bn = |i: usize| folded(ckpt, &bn_name(i));
         let conv = |i: usize| {
             if i == 0 {
                 "conv2d".to_string()
@@ -200,23 +177,12 @@ impl MusicnnNet {
                 format!("conv2d_{i}")
             }
         };
-        // TF [7, w, 1, 204] -> conv1d [204, 7 shifted frames, w frequency taps].
-        let timbral = |i: usize, w: usize| -> Result<Branch, CheckpointError> {
-            let layer = Layer::load(
-                ckpt,
-                &conv(i),
-                &[7, w, 1, 204],
-                &[7, w, 204],
-                &[2, 0, 1],
-                dev,
-            )?;
-            Branch::new(layer, bn(i + 1)?).map_err(|e| candle_error(&conv(i), e))
+        // The branches keep TensorFlow's kernel layout: [7, w, 1, 204] and [k, 1, 1, 51].
+        let branch = |i: usize, tf_shape: &[usize]| {
+            ConvPool::load(ckpt, &conv(i), tf_shape, folded_bn(i + 1)?, dev)
         };
-        // TF [k, 1, 1, 51] -> conv1d [51, 1, k] along time.
-        let temporal = |i: usize, k: usize| -> Result<Branch, CheckpointError> {
-            let layer = Layer::load(ckpt, &conv(i), &[k, 1, 1, 51], &[1, k, 51], &[2, 0, 1], dev)?;
-            Branch::new(layer, bn(i + 1)?).map_err(|e| candle_error(&conv(i), e))
-        };
+        let timbral = |i: usize, w: usize| branch(i, &[7, w, 1, 204]);
+        let temporal = |i: usize, k: usize| branch(i, &[k, 1, 1, 51]);
         // TF [7, c, 1, 64] -> conv1d [64, c, 7] along time.
         let midend = |i: usize, c: usize| -> Result<(Layer, BatchNorm), CheckpointError> {
             Ok((
@@ -244,27 +210,28 @@ impl MusicnnNet {
         let (b, t, f) = x.dims3()?;
         let x = self.input_bn.forward(&x.unsqueeze(1)?, 1)?.squeeze(1)?;
 
-        // Timbral: the 7 time shifts of every frame become channels of a conv along frequency.
-        let padded = x.pad_with_zeros(1, PAD_7, PAD_7)?;
-        let shifts: Vec<Tensor> = (0..7)
-            .map(|dt| padded.narrow(1, dt, t))
-            .collect::<candle_core::Result<_>>()?;
-        let rows = Tensor::stack(&shifts, 2)?.reshape((b * t, 7, f))?;
+        // The front end on the host, patch by patch (see `frontend`).
+        let patches = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let mut front = Vec::with_capacity(5);
         for branch in &self.timbral {
-            let y = branch.pool(&branch.conv.conv(&rows, 0, 0)?, 2)?;
-            front.push(y.reshape((b, t, ()))?.transpose(1, 2)?);
+            let mut out = Vec::with_capacity(b * t * branch.filters());
+            for patch in patches.chunks_exact(t * f) {
+                let width = branch.taps() / 7;
+                let (windows, bands) = frontend::timbral_windows(patch, f, 7, width, PAD_7);
+                out.extend(branch.apply(windows, t, bands)?);
+            }
+            front.push(Tensor::from_vec(out, (b, t, branch.filters()), x.device())?);
         }
-
-        // Temporal: every mel band is a 1-channel signal over time.
-        let bands = x.transpose(1, 2)?.contiguous()?.reshape((b * f, 1, t))?;
         for branch in &self.temporal {
-            let k = branch.conv.weight.dim(2)?;
-            // TensorFlow's 'same' puts the odd extra zero after the signal.
-            let y = branch.conv.conv(&bands, (k - 1) / 2, k / 2)?;
-            front.push(branch.pool(&y.reshape((b, f, (), t))?, 1)?);
+            let mut out = Vec::with_capacity(b * t * branch.filters());
+            for patch in patches.chunks_exact(t * f) {
+                let windows = frontend::temporal_windows(patch, f, branch.taps());
+                out.extend(branch.apply(windows, t, f)?);
+            }
+            front.push(Tensor::from_vec(out, (b, t, branch.filters()), x.device())?);
         }
-        let front = Tensor::cat(&front, 1)?.contiguous()?;
+        // [B, T, 561] -> channels first, as the mid-end convolves along time.
+        let front = Tensor::cat(&front, 2)?.transpose(1, 2)?.contiguous()?;
 
         // Mid-end with residual connections, densely concatenated.
         let mut features = vec![front];
