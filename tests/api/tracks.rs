@@ -317,6 +317,9 @@ async fn uploaded_audio_is_recommendable_in_the_next_answer() {
     assert_eq!(recs, ["take-22k", "tone"]);
     let again = upload("tone", "tone_stereo.flac", read("tone_stereo.flac"));
     assert_problem(&decode(again.await.unwrap()).await, 409, "conflict");
+    let oversized = upload("big", "big.wav", vec![0u8; 9 << 20]).await.unwrap();
+    assert_problem(&decode(oversized).await, 413, "payload-too-large");
+    assert_problem(&app.get("/v1/tracks/big").await, 404, "unknown-track");
     let before = app.registry.catalog.len();
     let (status, problem) = decode(
         upload("broken", "broken.wav", b"RIFF\x10\0\0\0WAVEjunk".to_vec())
