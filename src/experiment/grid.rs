@@ -47,6 +47,26 @@ pub struct Plan {
     pub models: PathBuf,
 }
 
+/// What a plan records of a backend: its width, and its file named with its hash and
+/// width (the experiment's id covers it, so other rows make another experiment).
+#[derive(Debug, Clone)]
+pub struct BackendFacts {
+    pub dim: usize,
+    pub entry: String,
+}
+
+/// Reads a backend's facts from the dataset folder: the whole matrix (checked against
+/// the catalogue and manifest, as training will read it) and the file's hash.
+pub fn backend_facts(dataset: &Dataset, backend: &str) -> anyhow::Result<BackendFacts> {
+    let path = crate::embeddings::backend_file(&dataset.layout.embeddings_dir(), backend)
+        .ok_or_else(|| anyhow::anyhow!("no embeddings for backend `{backend}`"))?;
+    let dim = dataset.load_embeddings(backend)?.dim;
+    Ok(BackendFacts {
+        dim,
+        entry: embedding_entry(&path, dim)?,
+    })
+}
+
 /// Plans the grid of `config` over a dataset and its split: the backends (all, if the
 /// config names none), the manifest and the experiment's id.
 pub fn plan(
@@ -54,6 +74,19 @@ pub fn plan(
     dataset: &Dataset,
     split: &Split,
     device: &str,
+) -> anyhow::Result<Plan> {
+    plan_with_facts(config, dataset, split, device, &|b| {
+        backend_facts(dataset, b)
+    })
+}
+
+/// [`plan`] with each backend's facts from `facts` (a service keeps them between plans).
+pub fn plan_with_facts(
+    config: &ExperimentConfig,
+    dataset: &Dataset,
+    split: &Split,
+    device: &str,
+    facts: &dyn Fn(&str) -> anyhow::Result<BackendFacts>,
 ) -> anyhow::Result<Plan> {
     let backends = if config.backends.is_empty() {
         dataset.layout.backends()?
@@ -64,10 +97,8 @@ pub fn plan(
     let mut described = BTreeMap::new();
     let mut infos = Vec::new();
     for b in &backends {
-        let path = crate::embeddings::backend_file(&dataset.layout.embeddings_dir(), b)
-            .ok_or_else(|| anyhow::anyhow!("no embeddings for backend `{b}`"))?;
-        let dim = dataset.load_embeddings(b)?.dim;
-        described.insert(b.clone(), embedding_entry(&path, dim)?);
+        let BackendFacts { dim, entry } = facts(b)?;
+        described.insert(b.clone(), entry);
         infos.push(BackendInfo {
             name: b.clone(),
             dim,

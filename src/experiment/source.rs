@@ -2,15 +2,18 @@
 //! opened with the split `audiorec split` saved (as `audiorec experiment --data` opens
 //! it), so an experiment posted to the service and the same configuration run from the
 //! command line on that folder are one experiment, with one id. The dataset is read on
-//! the first experiment and kept: the service does not otherwise hold the split.
+//! the first experiment and kept (the service does not otherwise hold the split), and so
+//! is what a plan records of each backend (its width and its file's hash): reading a
+//! 1,024-d matrix and hashing its file took seconds on every posted experiment.
 //!
 //! Every method blocks (reading files, training): call it from a blocking thread.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::runtime::Handle;
 
-use super::grid::{Plan, plan, run_grid};
+use super::grid::{BackendFacts, Plan, backend_facts, plan_with_facts, run_grid};
 use super::{ExperimentConfig, GridObserver};
 use crate::dataset::{Dataset, Layout, MissingTracks, Split};
 use crate::store::Store;
@@ -27,6 +30,7 @@ pub struct GridSource {
     layout: Layout,
     device: String,
     loaded: Mutex<Option<Arc<GridData>>>,
+    facts: Mutex<BTreeMap<String, BackendFacts>>,
 }
 
 impl GridSource {
@@ -36,6 +40,7 @@ impl GridSource {
             layout,
             device: device.to_string(),
             loaded: Mutex::new(None),
+            facts: Mutex::default(),
         }
     }
 
@@ -59,7 +64,22 @@ impl GridSource {
     /// The plan of `config` (its id, cells and estimates); `config` must be valid.
     pub fn plan(&self, config: &ExperimentConfig) -> anyhow::Result<Plan> {
         let data = self.data()?;
-        plan(config, &data.dataset, &data.split, &self.device)
+        self.plan_on(&data, config)
+    }
+
+    fn plan_on(&self, data: &GridData, config: &ExperimentConfig) -> anyhow::Result<Plan> {
+        let facts = |backend: &str| {
+            let known = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(f) = known.get(backend) {
+                return Ok(f.clone());
+            }
+            drop(known);
+            let f = backend_facts(&data.dataset, backend)?;
+            let mut known = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+            known.insert(backend.to_string(), f.clone());
+            Ok(f)
+        };
+        plan_with_facts(config, &data.dataset, &data.split, &self.device, &facts)
     }
 
     /// Runs (or resumes) the grid of `config`, which must plan to `id`: the data may not
@@ -73,7 +93,7 @@ impl GridSource {
         observer: &dyn GridObserver,
     ) -> anyhow::Result<usize> {
         let data = self.data()?;
-        let plan = plan(config, &data.dataset, &data.split, &self.device)?;
+        let plan = self.plan_on(&data, config)?;
         anyhow::ensure!(
             plan.id == id,
             "the dataset changed since experiment `{id}` was accepted (it now plans to `{}`): post it again",
