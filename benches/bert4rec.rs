@@ -30,6 +30,7 @@ use audiorec::recommend::{Query, Recommender};
 use audiorec::train::adam::Adam;
 use audiorec::train::bert4rec::fit::{
     TrainData, epoch_batches, fresh_checkpoint, run_epoch, train_sequences, validate,
+    validation_order,
 };
 use audiorec::train::fit::Quiet;
 use candle_core::Device;
@@ -304,14 +305,15 @@ fn compare_torch_epoch(candle_s: f64, tracks: usize, dim: usize, sequences: &[&[
     }
 }
 
-/// The validation pass timed above in PyTorch: the same users in the same batches, each
+/// The validation pass timed above in PyTorch: the same users in the same batches (in
+/// [`validation_order`]), each
 /// its last `MAX_LEN - 1` train items plus [MASK] (PyTorch's mask id is `tracks`).
 fn compare_torch_validation(candle_s: f64, tracks: usize, dim: usize, cases: &[(&[u32], &[u32])]) {
-    let lines: Vec<String> = cases
+    let order = validation_order(cases, MAX_LEN);
+    let lines: Vec<String> = order
         .chunks(BATCH)
         .map(|chunk| {
-            let users: Vec<String> = chunk
-                .iter()
+            let users: Vec<String> = (chunk.iter().map(|&i| &cases[i]))
                 .map(|(history, held)| {
                     let recent = &history[history.len().saturating_sub(MAX_LEN - 1)..];
                     format!("{} {tracks}|{}", ids(recent), ids(held))

@@ -321,8 +321,11 @@ pub fn validate(
     };
     let allowed = universe(items, encoder.n_items());
     let (mut loss, mut hits, mut users) = (0.0, 0.0, 0usize);
-    for chunk in cases.chunks(batch_size.max(1)) {
-        let chunk: Vec<_> = chunk.iter().filter(|(h, _)| !h.is_empty()).collect();
+    let order = validation_order(cases, encoder.config().max_len);
+    for chunk in order.chunks(batch_size.max(1)) {
+        let chunk: Vec<_> = (chunk.iter().map(|&i| &cases[i]))
+            .filter(|(h, _)| !h.is_empty())
+            .collect();
         if chunk.is_empty() {
             continue;
         }
@@ -342,4 +345,14 @@ pub fn validate(
     }
     let n = users.max(1) as f64;
     Ok((loss / n, hits / n))
+}
+
+/// The order in which [`validate`] reads its users: by the length of what the model reads
+/// of each history (its last `max_len - 1` tracks), so that a batch is padded to about its
+/// own users' length rather than to the longest of any `batch_size` users. The pass's
+/// results are means over users, which the order does not change.
+pub fn validation_order(cases: &[(&[u32], &[u32])], max_len: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&i| cases[i].0.len().min(max_len.saturating_sub(1)));
+    order
 }
