@@ -66,37 +66,17 @@ pub struct Tag {
 const ATTEMPTS: usize = 5;
 
 impl Store {
-    /// Stores a new track with its rows as the next change; returns the change (its
-    /// `seq` and the track's index). `Conflict` if the id is taken, by an imported or an
-    /// added track, withdrawn or not.
+    /// Stores a new track with its rows as the next change (the service applies it by
+    /// reading the log back, as every replica does). `Conflict` if the id is taken, by an
+    /// imported or an added track, withdrawn or not.
     pub async fn add_track(
         &self,
         track_id: &str,
         rows: &BTreeMap<String, Vec<f32>>,
         details: &TrackDetails,
-    ) -> Result<Change, StoreError> {
+    ) -> Result<(), StoreError> {
         let text = serde_json::to_string(details).expect("details serialise");
-        for attempt in 1..=ATTEMPTS {
-            match self.try_add_track(track_id, rows, &text).await {
-                Err(StoreError::Database(e)) if is_unique_violation(&e) && attempt < ATTEMPTS => {
-                    tracing::debug!(
-                        attempt,
-                        "catalogue numbers taken by another instance; retrying"
-                    );
-                }
-                Ok((seq, index)) => {
-                    return Ok(Change::Add {
-                        seq,
-                        index,
-                        track_id: track_id.into(),
-                        rows: rows.clone(),
-                        details: details.clone(),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the last attempt returns")
+        numbered(|| self.try_add_track(track_id, rows, &text)).await
     }
 
     async fn try_add_track(
@@ -104,7 +84,7 @@ impl Store {
         track_id: &str,
         rows: &BTreeMap<String, Vec<f32>>,
         details: &str,
-    ) -> Result<(i64, u32), StoreError> {
+    ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let index: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM tracks")
@@ -142,24 +122,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok((seq, index as u32))
+            Ok(())
         })
     }
 
-    /// Stores the withdrawal of track `index` as the next change; `None` if it was
+    /// Stores the withdrawal of track `index` as the next change; `false` if it was
     /// withdrawn already.
-    pub async fn withdraw_track(&self, index: u32) -> Result<Option<Change>, StoreError> {
-        for attempt in 1..=ATTEMPTS {
-            match self.try_withdraw_track(index).await {
-                Err(StoreError::Database(e)) if is_unique_violation(&e) && attempt < ATTEMPTS => {}
-                Ok(seq) => return Ok(seq.map(|seq| Change::Withdraw { seq, index })),
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the last attempt returns")
+    pub async fn withdraw_track(&self, index: u32) -> Result<bool, StoreError> {
+        numbered(|| self.try_withdraw_track(index)).await
     }
 
-    async fn try_withdraw_track(&self, index: u32) -> Result<Option<i64>, StoreError> {
+    async fn try_withdraw_track(&self, index: u32) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let done: i64 = sqlx::query_scalar(
@@ -169,7 +142,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             if done > 0 {
-                return Ok(None);
+                return Ok(false);
             }
             let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM catalogue_changes")
                 .fetch_one(&mut *tx)
@@ -183,7 +156,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(Some(seq))
+            Ok(true)
         })
     }
 
@@ -257,6 +230,25 @@ impl Store {
 fn parse_details(seq: i64, text: Option<String>) -> Result<TrackDetails, StoreError> {
     serde_json::from_str(text.as_deref().unwrap_or("{}"))
         .map_err(|e| StoreError::Corrupt(format!("details of change {seq}: {e}")))
+}
+
+/// Runs `attempt` (one transaction taking the log's next numbers) again while another
+/// instance took the same numbers first.
+async fn numbered<T, F: Future<Output = Result<T, StoreError>>>(
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, StoreError> {
+    for n in 1..ATTEMPTS {
+        match attempt().await {
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+                tracing::debug!(
+                    attempt = n,
+                    "catalogue numbers taken by another instance; retrying"
+                );
+            }
+            outcome => return outcome,
+        }
+    }
+    attempt().await
 }
 
 /// A unique-key violation (SQLSTATE 23505 on Postgres, 2067/1555 on SQLite).

@@ -215,8 +215,8 @@ impl MusicnnNet {
         let mut front = Vec::with_capacity(5);
         for branch in &self.timbral {
             let mut out = Vec::with_capacity(b * t * branch.filters());
+            let width = branch.taps() / 7;
             for patch in patches.chunks_exact(t * f) {
-                let width = branch.taps() / 7;
                 let (windows, bands) = frontend::timbral_windows(patch, f, 7, width, PAD_7);
                 out.extend(branch.apply(windows, t, bands)?);
             }
