@@ -124,6 +124,17 @@ impl Store {
                 .foreign_keys(true)
                 // Read pages through a memory map instead of copying them per read.
                 .pragma("mmap_size", "1073741824");
+            // The default file sits in `audiorec-data/`, which a first run in a fresh
+            // folder has not made yet; SQLite creates the file but not its folder.
+            let folder = options.get_filename().parent();
+            if let Some(folder) = folder.filter(|f| !f.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|e| {
+                    StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot create {}: {e}", folder.display()),
+                    )))
+                })?;
+            }
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
@@ -174,4 +185,20 @@ pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The embedded default's folder may not exist yet (a first run in a fresh folder):
+    /// connecting makes it, and the database is usable.
+    #[tokio::test]
+    async fn an_embedded_database_gets_its_missing_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not yet/made/audiorec.db");
+        let store = super::Store::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        assert!(file.is_file());
+    }
 }
