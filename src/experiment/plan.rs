@@ -2,8 +2,10 @@
 //!
 //! The estimate is a rule fitted to this project's benchmarks on a 2-core machine
 //! (`cargo bench --bench shallow`, `--bench bert4rec`, `--bench knn`): a Shallow Net
-//! epoch costs about `pairs · d^1.5 · 2.7e-9` s, a BERT4Rec epoch `users · max_len · d ·
-//! 1.3e-7` s, an exact KNN evaluation `users · tracks · d · 1e-9` s; every optimiser step
+//! epoch costs about `pairs · d^1.5 · 2.7e-9` s, a BERT4Rec epoch with its validation
+//! `users · d^1.2 · (max_len + 45) · 1.5e-7` s (fitted to whole grid epochs on `small`
+//! data: 18.5 and 31 s on 200-d musicnn at lengths 64 and 128, 139 and 212 s on 1,024-d
+//! mert), an exact KNN evaluation `users · tracks · d · 1e-9` s; every optimiser step
 //! costs at least [`STEP_SECONDS`] besides (an assumed floor, so that tiny batches are not
 //! estimated as free). It is a guide for `--dry-run` and the service's budget, not a
 //! promise; the progress display replaces it with measured times.
@@ -147,7 +149,8 @@ pub fn estimate(cell: &CellSpec, dim: usize, config: &ExperimentConfig, s: Sizes
             };
             let steps = users.div_ceil(b.batch_size.max(1));
             b.epochs as f64
-                * (users as f64 * b.max_len as f64 * d * 1.3e-7 + steps as f64 * STEP_SECONDS)
+                * (users as f64 * d.powf(1.2) * (b.max_len as f64 + 45.0) * 1.5e-7
+                    + steps as f64 * STEP_SECONDS)
         }
     };
     train + eval
