@@ -1,5 +1,5 @@
-//! KNN at the paper's scale: HNSW against the exact scan (recall@50 and queries/s at
-//! several `ef`), the batched exact scan against faiss's flat index over every held-out
+//! KNN at the paper's scale: our HNSW graph and the `hnsw_rs` crate's against the exact
+//! scan (recall@50 and queries/s at several `ef`, build time, memory), the batched exact scan against faiss's flat index over every held-out
 //! user, a duplicate-heavy catalogue, the time to evaluate every validation and test
 //! user, the index build, import throughput and peak memory. Run with
 //! `cargo bench --bench knn`.
@@ -8,6 +8,10 @@
 //! (seed 7) when missing. Every speed is printed next to a baseline measured in this run.
 //! The faiss peer runs when `$AUDIOREC_FAISS_PYTHON` (default `python3`) can import
 //! faiss (`pip install faiss-cpu numpy`); `benches/knn_faiss.py` is the script.
+//! `$AUDIOREC_BENCH_BACKENDS` (comma-separated) narrows the graph comparison's backends.
+//!
+//! Over 400 lines on purpose: every KNN figure of the README comes from this one run, so
+//! that they share one import and split and each is read against a baseline of that run.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,14 +25,19 @@ use audiorec::dataset::time::parse_timestamp;
 use audiorec::dataset::{Dataset, ImportOptions, Layout, MissingTracks, Split, SplitConfig};
 use audiorec::embeddings::{Embeddings, l2_normalize};
 use audiorec::eval::{evaluate, split_cases};
-use audiorec::index::{self, ExactIndex, HnswIndex, HnswParams, IndexKind, NeighbourIndex};
+use audiorec::index::{
+    self, ExactIndex, HnswIndex, HnswParams, HnswRsIndex, IndexKind, NeighbourIndex,
+};
 use audiorec::io::le;
 use audiorec::recommend::knn::KnnRecommender;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const K: usize = 50;
-const BACKENDS: [&str; 2] = ["musicnn", "mert"];
+/// Every demo backend gets the graph comparison (`$AUDIOREC_BENCH_BACKENDS`, comma-separated,
+/// narrows it); the paper's two the batched exact scan and the CLI's memory too.
+const BACKENDS: &str = "musicnn,mert,mfcc,noise";
+const BATCHED: [&str; 2] = ["musicnn", "mert"];
 const EFS: [usize; 3] = [100, 200, 400];
 /// Queries timed per backend (held-out users spread evenly over validation and test).
 const QUERIES: usize = 1000;
@@ -110,10 +119,13 @@ fn main() -> anyhow::Result<()> {
     let held: Vec<&HeldOut> = split.validation.iter().chain(&split.test).collect();
     let step = (held.len() / QUERIES).max(1);
     let sample: Vec<&HeldOut> = held.iter().step_by(step).take(QUERIES).copied().collect();
-    for backend in BACKENDS {
+    let backends = std::env::var("AUDIOREC_BENCH_BACKENDS").unwrap_or_else(|_| BACKENDS.into());
+    for backend in backends.split(',') {
         let emb = dataset.load_embeddings(backend)?;
         bench_backend(&emb, &split, &sample)?;
-        bench_batched_exact(&emb, &split, &held)?;
+        if BATCHED.contains(&backend) {
+            bench_batched_exact(&emb, &split, &held)?;
+        }
     }
     bench_duplicates();
 
@@ -155,8 +167,60 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Recall@50 and queries/s of HNSW at several `ef` against the exact scan, one query at a
-/// time on one thread.
+/// A graph under test: both kinds take a new `ef` between runs.
+trait Graph: NeighbourIndex {
+    fn set_ef(&self, ef: usize);
+}
+
+impl Graph for HnswIndex {
+    fn set_ef(&self, ef: usize) {
+        self.set_ef_search(ef)
+    }
+}
+
+impl Graph for HnswRsIndex {
+    fn set_ef(&self, ef: usize) {
+        self.set_ef_search(ef)
+    }
+}
+
+/// A built graph, its name, build seconds and the resident memory its build added.
+struct Built {
+    name: String,
+    graph: Box<dyn Graph>,
+    seconds: f64,
+    bytes: f64,
+}
+
+/// Our graph (the default) and hnsw_rs's, at the same parameters, built one after the
+/// other on all threads.
+fn build_graphs(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Vec<Built> {
+    let timed = |name: String, build: &dyn Fn() -> Box<dyn Graph>| {
+        let before = vm_rss_self().unwrap_or(0.0);
+        let t = Instant::now();
+        let graph = build();
+        let seconds = t.elapsed().as_secs_f64();
+        Built {
+            name,
+            graph,
+            seconds,
+            bytes: vm_rss_self().unwrap_or(0.0) - before,
+        }
+    };
+    let graph_dim = params.graph_dim(dim);
+    vec![
+        timed(
+            format!("audiorec HNSW (searched at {graph_dim}-d)"),
+            &|| Box::new(HnswIndex::build(dim, ids, rows, params)),
+        ),
+        timed("hnsw_rs 0.3.5 (full width)".into(), &|| {
+            Box::new(HnswRsIndex::build(dim, ids, rows, params))
+        }),
+    ]
+}
+
+/// Recall@50 and queries/s of both graphs at several `ef` against the exact scan, one
+/// query at a time on one thread.
 fn bench_backend(emb: &Embeddings, split: &Split, sample: &[&HeldOut]) -> anyhow::Result<()> {
     let ids = &split.train_items;
     let rows: Vec<f32> = ids
@@ -180,40 +244,50 @@ fn bench_backend(emb: &Embeddings, split: &Split, sample: &[&HeldOut]) -> anyhow
         .map(|(q, ex)| exact.search(q, K, ex).into_iter().map(|n| n.id).collect())
         .collect();
     let exact_qps = queries.len() as f64 / t.elapsed().as_secs_f64();
-
     let params = HnswParams::default();
-    let t = Instant::now();
-    let hnsw = HnswIndex::build(emb.dim, ids, &rows, params);
-    let build = t.elapsed().as_secs_f64();
     println!(
-        "{} ({}-d, {} items): HNSW m {} ef_construction {} searched at {}-d, built in {build:.1} s; exact scan {exact_qps:.0} queries/s (1 thread, baseline); auto picks {:?}",
+        "{} ({}-d, {} items), m {} ef_construction {}: exact scan {exact_qps:.0} queries/s (1 thread, baseline); auto picks {:?}",
         emb.backend,
         emb.dim,
         ids.len(),
         params.m,
         params.ef_construction,
-        hnsw.graph_dim(),
         index::choose(ids.len(), emb.dim, params).0
     );
-    for ef in EFS {
-        hnsw.set_ef_search(ef);
-        let t = Instant::now();
-        let got: Vec<Vec<u32>> = queries
-            .iter()
-            .map(|(q, ex)| hnsw.search(q, K, ex).into_iter().map(|n| n.id).collect())
-            .collect();
-        let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
-        let recall = got
-            .iter()
-            .zip(&truth)
-            .map(|(g, t)| g.iter().filter(|id| t.contains(id)).count() as f64 / K as f64)
-            .sum::<f64>()
-            / queries.len() as f64;
-        let speedup = qps / exact_qps;
+    for built in build_graphs(emb.dim, ids, &rows, params) {
         println!(
-            "  ef {ef:>3}: recall@50 {recall:.4}  {qps:>7.0} queries/s = {speedup:>5.1}x exact  [target recall >= {TARGET_RECALL} at >= {TARGET_SPEEDUP}x: {}]",
-            verdict(recall >= TARGET_RECALL && speedup >= TARGET_SPEEDUP)
+            "  {}: built in {:.1} s, +{} resident",
+            built.name,
+            built.seconds,
+            gib(built.bytes)
         );
+        for ef in EFS {
+            built.graph.set_ef(ef);
+            let t = Instant::now();
+            let got: Vec<Vec<u32>> = queries
+                .iter()
+                .map(|(q, ex)| {
+                    built
+                        .graph
+                        .search(q, K, ex)
+                        .into_iter()
+                        .map(|n| n.id)
+                        .collect()
+                })
+                .collect();
+            let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+            let recall = got
+                .iter()
+                .zip(&truth)
+                .map(|(g, t)| g.iter().filter(|id| t.contains(id)).count() as f64 / K as f64)
+                .sum::<f64>()
+                / queries.len() as f64;
+            let speedup = qps / exact_qps;
+            println!(
+                "    ef {ef:>3}: recall@50 {recall:.4}  {qps:>7.0} queries/s = {speedup:>5.1}x exact  [target recall >= {TARGET_RECALL} at >= {TARGET_SPEEDUP}x: {}]",
+                verdict(recall >= TARGET_RECALL && speedup >= TARGET_SPEEDUP)
+            );
+        }
     }
     Ok(())
 }
@@ -406,36 +480,36 @@ fn bench_duplicates() {
         .collect();
     let exact_qps = queries.len() as f64 / t.elapsed().as_secs_f64();
     let params = HnswParams::default();
-    let t = Instant::now();
-    let hnsw = HnswIndex::build(dim, &ids, &rows, params);
     println!(
-        "duplicate-heavy: {items} tracks on {distinct} distinct {dim}-d vectors; HNSW built in {:.1} s; exact {exact_qps:.0} queries/s (baseline); auto picks {:?}",
-        t.elapsed().as_secs_f64(),
+        "duplicate-heavy: {items} tracks on {distinct} distinct {dim}-d vectors; exact {exact_qps:.0} queries/s (baseline); auto picks {:?}",
         index::choose(items, dim, params).0
     );
-    for ef in EFS {
-        hnsw.set_ef_search(ef);
-        let t = Instant::now();
-        let kth: Vec<f32> = queries
-            .iter()
-            .map(|(q, ex)| hnsw.search(q, K, ex)[K - 1].score)
-            .collect();
-        let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
-        let gaps: Vec<f32> = truth.iter().zip(&kth).map(|(t, g)| t - g).collect();
-        let mean = gaps.iter().sum::<f32>() / gaps.len() as f32;
-        let worst = gaps.iter().copied().fold(0f32, f32::max);
-        println!(
-            "  ef {ef:>3}: k-th score below exact by {mean:.5} on average, {worst:.5} at worst; {qps:.0} queries/s = {:.1}x exact  [target within 0.01: {}]",
-            qps / exact_qps,
-            verdict(worst <= 0.01)
-        );
+    for built in build_graphs(dim, &ids, &rows, params) {
+        println!("  {}: built in {:.1} s", built.name, built.seconds);
+        for ef in EFS {
+            built.graph.set_ef(ef);
+            let t = Instant::now();
+            let kth: Vec<f32> = queries
+                .iter()
+                .map(|(q, ex)| built.graph.search(q, K, ex)[K - 1].score)
+                .collect();
+            let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+            let gaps: Vec<f32> = truth.iter().zip(&kth).map(|(t, g)| t - g).collect();
+            let mean = gaps.iter().sum::<f32>() / gaps.len() as f32;
+            let worst = gaps.iter().copied().fold(0f32, f32::max);
+            println!(
+                "    ef {ef:>3}: k-th score below exact by {mean:.5} on average, {worst:.5} at worst; {qps:.0} queries/s = {:.1}x exact  [target within 0.01: {}]",
+                qps / exact_qps,
+                verdict(worst <= 0.01)
+            );
+        }
     }
 }
 
 /// Peak RSS of `audiorec evaluate` run as a child process after deleting the cache, so one
 /// process does a fresh import, the split, the HNSW build and the evaluation.
 fn peak_memory_of_cli(dir: &Path) -> anyhow::Result<()> {
-    for backend in BACKENDS {
+    for backend in BATCHED {
         run_cli(dir, backend, "exact", false)?;
     }
     run_cli(dir, "musicnn", "hnsw", true)
@@ -498,10 +572,20 @@ fn run_cli(dir: &Path, backend: &str, index: &str, fresh: bool) -> anyhow::Resul
 
 /// This process's peak resident set size in bytes, from /proc/self/status.
 fn vm_hwm_self() -> Option<f64> {
+    proc_status_bytes("VmHWM:")
+}
+
+/// This process's resident set size in bytes now.
+fn vm_rss_self() -> Option<f64> {
+    proc_status_bytes("VmRSS:")
+}
+
+/// A size field of /proc/self/status (given in kB there), in bytes.
+fn proc_status_bytes(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()

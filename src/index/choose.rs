@@ -20,11 +20,7 @@ pub const GRAPH_OVERHEAD: usize = 3;
 /// The kind to build for `items` rows of `dim` values, and why, in words for the log.
 pub fn choose(items: usize, dim: usize, params: HnswParams) -> (IndexKind, String) {
     let scan = items.saturating_mul(dim);
-    let graph_dim = if params.search_dim > 0 && dim > params.search_dim {
-        params.search_dim
-    } else {
-        dim
-    };
+    let graph_dim = params.graph_dim(dim);
     let ef = params.ef_search.max(1);
     let rerank = if graph_dim < dim { ef * dim } else { 0 };
     let graph = GRAPH_OVERHEAD.saturating_mul(ef * 2 * params.m * graph_dim + rerank);

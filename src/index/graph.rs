@@ -403,15 +403,7 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_distr::StandardNormal;
-
-    fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut rows: Vec<f32> = (0..n * dim).map(|_| rng.sample(StandardNormal)).collect();
-        rows.chunks_exact_mut(dim)
-            .for_each(crate::embeddings::l2_normalize);
-        rows
-    }
+    use crate::index::testdata::unit_rows;
 
     fn brute_force(rows: &[f32], dim: usize, q: &[f32], k: usize) -> Vec<u32> {
         let mut all: Vec<Scored> = rows

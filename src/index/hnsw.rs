@@ -51,7 +51,7 @@ impl Default for HnswParams {
 
 impl HnswParams {
     /// The dimension the graph is built in for rows of `dim` values.
-    fn graph_dim(&self, dim: usize) -> usize {
+    pub fn graph_dim(&self, dim: usize) -> usize {
         if self.search_dim > 0 && dim > self.search_dim {
             self.search_dim
         } else {
@@ -150,7 +150,10 @@ impl HnswIndex {
     /// under `dir`, or builds and saves them there. Building takes tens of seconds for
     /// 56k tracks; reloading a fraction of a second.
     pub fn cached(dir: &Path, dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
-        let file = dir.join(format!("{}.hnsw", fingerprint(dim, ids, rows, params)));
+        let file = dir.join(format!(
+            "{}.hnsw",
+            fingerprint("hnsw", dim, ids, rows, params)
+        ));
         if file.is_file() {
             match Self::load(&file, dim, ids, rows, params) {
                 Ok(index) => return index,
@@ -282,8 +285,15 @@ impl NeighbourIndex for HnswIndex {
     }
 }
 
-/// A name for a graph that changes whenever its rows, ids or build parameters do.
-fn fingerprint(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> String {
+/// A name for a graph of `kind` (the file's prefix) that changes whenever its rows, ids or
+/// build parameters do.
+pub(super) fn fingerprint(
+    kind: &str,
+    dim: usize,
+    ids: &[u32],
+    rows: &[f32],
+    params: HnswParams,
+) -> String {
     // The graph's format and build are part of what it is: bump when either changes.
     const VERSION: u32 = 3;
     let mut h = rustc_hash::FxHasher::default();
@@ -292,13 +302,14 @@ fn fingerprint(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Str
     for v in rows {
         v.to_bits().hash(&mut h);
     }
-    format!("hnsw-{dim}d-{}-{:016x}", ids.len(), h.finish())
+    format!("{kind}-{dim}d-{}-{:016x}", ids.len(), h.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::index::ExactIndex;
+    use crate::index::testdata::duplicate_heavy;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use rand_distr::StandardNormal;
@@ -449,19 +460,7 @@ mod tests {
     fn a_graph_over_repeated_rows_fails_where_the_grouped_one_does_not() {
         let (n, distinct, dim, k) = (20_000, 400, 8, 50);
         let mut rng = StdRng::seed_from_u64(13);
-        let bases: Vec<f32> = {
-            let mut b: Vec<f32> = (0..distinct * dim)
-                .map(|_| rng.sample(StandardNormal))
-                .collect();
-            b.chunks_exact_mut(dim).for_each(l2_normalize);
-            b
-        };
-        let mut rows = Vec::with_capacity(n * dim);
-        for _ in 0..n {
-            // Vector j with probability about 1/(j+1): a few vectors carry most tracks.
-            let j = ((distinct as f64).powf(rng.random::<f64>()) as usize - 1).min(distinct - 1);
-            rows.extend_from_slice(&bases[j * dim..(j + 1) * dim]);
-        }
+        let rows = duplicate_heavy(n, distinct, dim, 13);
         let ids: Vec<u32> = (0..n as u32).collect();
         let params = HnswParams {
             m: 12,

@@ -1,7 +1,8 @@
 //! Nearest-neighbour search over L2-normalised vectors by inner product (= cosine).
 //!
-//! Two implementations of one interface: [`hnsw::HnswIndex`] (approximate, fast) and
-//! [`exact::ExactIndex`] (a full scan, the reference the HNSW index is measured against).
+//! Implementations of one interface: [`hnsw::HnswIndex`] (approximate, fast),
+//! [`hnswrs::HnswRsIndex`] (the `hnsw_rs` crate's graph, its peer) and
+//! [`exact::ExactIndex`] (a full scan, the reference both are measured against).
 //! [`IndexKind::Auto`] picks between them by [`choose`].
 
 mod choose;
@@ -9,14 +10,18 @@ pub mod distinct;
 pub mod exact;
 mod graph;
 pub mod hnsw;
+pub mod hnswrs;
 pub mod live;
 pub mod projection;
+#[cfg(test)]
+mod testdata;
 
 use std::collections::HashSet;
 
 pub use choose::choose;
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
+pub use hnswrs::HnswRsIndex;
 pub use live::{LiveError, LiveIndex};
 
 /// A neighbour: the item's external id (a track index) and its cosine similarity.
@@ -45,6 +50,11 @@ pub enum IndexKind {
     Hnsw,
     /// A full scan: the true answer.
     Exact,
+    /// Approximate: the `hnsw_rs` crate's graph at full width (a peer of ours, see
+    /// `benches/knn.rs`).
+    #[value(name = "hnsw-rs")]
+    #[serde(rename = "hnsw-rs")]
+    HnswRs,
     /// The exact scan where it costs no more than the graph would, HNSW otherwise
     /// (the rule: [`choose`]).
     Auto,
@@ -116,5 +126,9 @@ pub fn build<'a>(
         }
         (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, &rows, params)),
         (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, &rows, params)),
+        (IndexKind::HnswRs, None) => Box::new(HnswRsIndex::build(dim, ids, &rows, params)),
+        (IndexKind::HnswRs, Some(dir)) => {
+            Box::new(HnswRsIndex::cached(dir, dim, ids, &rows, params))
+        }
     }
 }

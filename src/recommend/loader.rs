@@ -213,11 +213,11 @@ pub fn index_cost(kind: IndexKind, params: HnswParams, items: usize, dim: usize)
     let n = items as f64;
     let seconds = match kind {
         IndexKind::Exact | IndexKind::Auto => n * dim as f64 * 1e-9,
-        IndexKind::Hnsw => {
-            let graph_dim = if params.search_dim > 0 && dim > params.search_dim {
-                params.search_dim
-            } else {
-                dim
+        // The crate's graph is built at full width; ours in the reduced space.
+        IndexKind::Hnsw | IndexKind::HnswRs => {
+            let graph_dim = match kind {
+                IndexKind::Hnsw => params.graph_dim(dim),
+                _ => dim,
             };
             let defaults = HnswParams::default();
             let width = (graph_dim as f64 / 64.0)

@@ -32,12 +32,14 @@ fn knn(ds: &Dataset, split: &Split, backend: &str, kind: IndexKind) -> KnnRecomm
 }
 
 /// What several tests share, computed once per process: the paper split of the demo data,
-/// the musicnn HNSW recommender and the exact top-50 of every held-out user (validation
+/// the musicnn recommenders over both graphs and the exact top-50 of every held-out user (validation
 /// then test) for musicnn. An HNSW build and an unoptimised exact scan over all users are
 /// the expensive parts of this binary.
 struct Musicnn {
     split: Split,
     hnsw: KnnRecommender,
+    /// The same over the `hnsw_rs` crate's graph.
+    hnsw_rs: KnnRecommender,
     exact_lists: Vec<Vec<Scored>>,
 }
 
@@ -47,11 +49,13 @@ fn musicnn() -> &'static Musicnn {
         let ds = small_demo();
         let split = split(ds);
         let hnsw = knn(ds, &split, "musicnn", IndexKind::Hnsw);
+        let hnsw_rs = knn(ds, &split, "musicnn", IndexKind::HnswRs);
         let exact = knn(ds, &split, "musicnn", IndexKind::Exact);
         let exact_lists = recommend_all(&exact, &split);
         Musicnn {
             split,
             hnsw,
+            hnsw_rs,
             exact_lists,
         }
     })
@@ -100,40 +104,46 @@ fn demo_data_declares_its_backends_in_a_manifest() {
     assert_eq!(dims, expected);
 }
 
+/// Both graphs (ours and hnsw_rs's) serve valid lists close to the exact scan's.
 #[test]
 fn hnsw_recall_at_50_against_the_exact_scan_is_at_least_095() {
     let f = musicnn();
     let split = &f.split;
-    let approx = recommend_all(&f.hnsw, split);
     let items: HashSet<u32> = split.train_items.iter().copied().collect();
-    let mut recall = 0.0;
-    for ((h, t), a) in held_out(split).iter().zip(&f.exact_lists).zip(&approx) {
-        let history: HashSet<u32> = split.train[h.user as usize].iter().copied().collect();
-        for list in [t, a] {
-            assert_eq!(list.len(), K);
-            assert!(
-                list.iter().all(|s| !history.contains(&s.track)),
-                "history excluded"
-            );
-            assert!(
-                list.iter().all(|s| items.contains(&s.track)),
-                "train items only"
-            );
-            assert!(list.windows(2).all(|w| w[0].score >= w[1].score), "sorted");
+    for (graph, rec) in [("ours", &f.hnsw), ("hnsw_rs", &f.hnsw_rs)] {
+        let approx = recommend_all(rec, split);
+        let mut recall = 0.0;
+        for ((h, t), a) in held_out(split).iter().zip(&f.exact_lists).zip(&approx) {
+            let history: HashSet<u32> = split.train[h.user as usize].iter().copied().collect();
+            for list in [t, a] {
+                assert_eq!(list.len(), K, "{graph}");
+                assert!(
+                    list.iter().all(|s| !history.contains(&s.track)),
+                    "{graph}: history excluded"
+                );
+                assert!(
+                    list.iter().all(|s| items.contains(&s.track)),
+                    "{graph}: train items only"
+                );
+                assert!(
+                    list.windows(2).all(|w| w[0].score >= w[1].score),
+                    "{graph}: sorted"
+                );
+            }
+            let truth: HashSet<u32> = t.iter().map(|s| s.track).collect();
+            recall += a.iter().filter(|s| truth.contains(&s.track)).count() as f64 / K as f64;
         }
-        let truth: HashSet<u32> = t.iter().map(|s| s.track).collect();
-        recall += a.iter().filter(|s| truth.contains(&s.track)).count() as f64 / K as f64;
+        let recall = recall / approx.len() as f64;
+        assert!(
+            recall >= 0.95,
+            "{graph} recall@50 vs exact = {recall:.4} over {} users",
+            approx.len()
+        );
     }
-    let recall = recall / approx.len() as f64;
-    assert!(
-        recall >= 0.95,
-        "HNSW recall@50 vs exact = {recall:.4} over {} users",
-        approx.len()
-    );
 }
 
 #[test]
-fn both_indexes_honour_an_explicit_exclusion_set() {
+fn every_index_honours_an_explicit_exclusion_set() {
     let f = musicnn();
     let emb = small_demo().load_embeddings("musicnn").unwrap();
     let ids = &f.split.train_items;
@@ -142,7 +152,7 @@ fn both_indexes_honour_an_explicit_exclusion_set() {
         .flat_map(|&t| emb.normalized_row(t).iter().copied())
         .collect();
     let exact = ExactIndex::new(emb.dim, ids.clone(), rows);
-    let hnsw = f.hnsw.index();
+    let (hnsw, hnsw_rs) = (f.hnsw.index(), f.hnsw_rs.index());
     let query = emb.normalized_row(ids[17]).to_vec();
     let top = exact.search(&query, K, &HashSet::new());
     // The query item itself is its own nearest neighbour.
@@ -151,13 +161,13 @@ fn both_indexes_honour_an_explicit_exclusion_set() {
     // Exclude the best 30 and every other id that is even: none may come back.
     let mut exclude: HashSet<u32> = top[..30].iter().map(|n| n.id).collect();
     exclude.extend(ids.iter().filter(|&&t| t % 2 == 0));
-    for index in [&exact as &dyn NeighbourIndex, hnsw] {
+    for index in [&exact as &dyn NeighbourIndex, hnsw, hnsw_rs] {
         let got = index.search(&query, K, &exclude);
         assert_eq!(got.len(), K);
         assert!(got.iter().all(|n| !exclude.contains(&n.id)));
     }
-    // Excluding all but 60 items: both still find 50, all among the 60 (HNSW widens its
-    // beam until it holds k allowed items).
+    // Excluding all but 60 items: all still find 50, all among the 60 (the graphs widen
+    // their beams until they hold k allowed items).
     let allowed: HashSet<u32> = ids
         .iter()
         .step_by(ids.len() / 60)
@@ -169,7 +179,7 @@ fn both_indexes_honour_an_explicit_exclusion_set() {
         .copied()
         .filter(|t| !allowed.contains(t))
         .collect();
-    for index in [&exact as &dyn NeighbourIndex, hnsw] {
+    for index in [&exact as &dyn NeighbourIndex, hnsw, hnsw_rs] {
         let got = index.search(&query, K, &all_but);
         assert_eq!(got.len(), K);
         assert!(got.iter().all(|n| allowed.contains(&n.id)));
