@@ -3,13 +3,15 @@
 //! then) before answering 503, and piles up meanwhile.
 //!
 //! One flag per process says whether the database is up. It goes down when a request
-//! meets an unavailable database or a health probe fails; while it is down, routes that
+//! meets an unavailable database or [`FAILED_PROBES_FOR_DOWN`] probes in a row fail (one
+//! slow probe on a loaded machine is not an outage); while it is down, routes that
 //! need the database answer 503 problem+json at once, requests already waiting on the
 //! database are answered 503 the moment it goes down, and a probe every
 //! [`PROBE_EVERY`] brings it back up when the database answers again, without a restart.
 //! Routes that need no database (anonymous-history recommendations, tracks, models) are
 //! not gated and keep being served.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,10 +30,17 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 const IMPORT_RETRY_AFTER: u64 = 5;
 /// How long a probe may take before it counts as a failure.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Failed probes in a row that lower the flag. A refused connection is retried by the pool
+/// until its acquire timeout, so an outage shows as probes timing out, exactly as a probe
+/// starved of CPU does; two in a row (about a second) tell them apart without slowing
+/// detection much. A request that meets the outage lowers the flag at once.
+pub const FAILED_PROBES_FOR_DOWN: u32 = 2;
 
 pub struct Availability {
     store: Store,
     up: watch::Sender<bool>,
+    /// Probes failed since the last one that succeeded.
+    failed_probes: AtomicU32,
 }
 
 impl Availability {
@@ -40,6 +49,7 @@ impl Availability {
         let this = Arc::new(Self {
             store,
             up: watch::Sender::new(true),
+            failed_probes: AtomicU32::new(0),
         });
         tokio::spawn(probe(Arc::downgrade(&this)));
         this
@@ -62,14 +72,25 @@ impl Availability {
         }
     }
 
-    /// One round trip within [`PROBE_TIMEOUT`]; updates the flag.
+    /// One round trip within [`PROBE_TIMEOUT`]: a success raises the flag, the
+    /// [`FAILED_PROBES_FOR_DOWN`]th failure in a row lowers it. Returns the flag.
     pub async fn check(&self) -> bool {
         let ok = matches!(
             tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
             Ok(Ok(()))
         );
-        self.set(ok);
-        ok
+        if ok {
+            self.failed_probes.store(0, Ordering::Relaxed);
+            self.set(true);
+        } else {
+            let failed = self.failed_probes.fetch_add(1, Ordering::Relaxed) + 1;
+            if failed >= FAILED_PROBES_FOR_DOWN {
+                self.set(false);
+            } else {
+                tracing::info!("a database probe failed; the next one decides");
+            }
+        }
+        self.is_up()
     }
 
     /// Resolves when the flag goes down.

@@ -53,7 +53,8 @@ pub struct Readiness {
 }
 
 /// Readiness, for load balancers: 200 once the database answers (a round trip within
-/// half a second) and everything found at start-up is loaded (every backend's KNN index
+/// half a second; two failed round trips in a row, this one's or the background probe's,
+/// count as an outage) and everything found at start-up is loaded (every backend's KNN index
 /// and every checkpoint in the models folder is ready, or failed and logged). Models the
 /// service trains in the background (the demo's) are listed but not waited for. 503 while
 /// starting or while the database is down; ready again when it returns.

@@ -119,7 +119,7 @@ async fn postgres_outage_is_answered_fast_and_recovered_from() {
     );
     // Bob's batch landed whole or not at all.
     let (status, bob) = app.get("/v1/users/bob").await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{bob}");
     let plays = bob["plays"].as_i64().unwrap();
     eprintln!(
         "the cut batch was answered {}, {plays} plays stored",
