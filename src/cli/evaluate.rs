@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::Context;
 use audiorec::dataset::split::{Part, Subset};
 use audiorec::eval::report::Report;
-use audiorec::eval::{evaluate_held, index_recall, split_cases};
+use audiorec::eval::{evaluate, evaluate_held, list_recall, split_cases};
 use audiorec::index::IndexKind;
 
 use super::DataArgs;
@@ -27,8 +27,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (dataset, split) = args.data.open_split()?;
     let users = &dataset.interactions.users;
+    // Loaded once for every model below: at 1,024-d a backend's matrices are 460 MB.
+    let embeddings = args.model.embeddings(&dataset)?;
     let build_start = Instant::now();
-    let recommender = args.model.build(&dataset, &split)?;
+    let recommender = args.model.build(&dataset, &split, &embeddings)?;
     let build_seconds = build_start.elapsed().as_secs_f64();
     let k = args.k as usize;
     let mut parameters = args.model.parameters();
@@ -43,39 +45,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         parts: Vec::new(),
         users: Vec::new(),
     };
+    let mut test_lists = Vec::new();
     for part in [Part::Validation, Part::Test] {
         let held = split.part(part);
-        let evaluation = evaluate_held(recommender.as_ref(), &split, held, users, k)?;
+        let (evaluation, lists) =
+            evaluate(recommender.as_ref(), &split_cases(&split, held, users), k)?;
         report.push_part(
             part.as_str(),
             &evaluation,
             held.iter().map(|h| users.id(h.user).to_string()),
         );
+        test_lists = lists;
     }
+    let measure_served = args.model.model == Model::Knn && args.model.index == IndexKind::Exact;
+    // One model at a time from here on, so memory holds one copy of the catalogue's rows.
+    drop(recommender);
     if split.has_cold() {
         // Each subset ranked on its own: the model built over the hot (train) tracks, and
         // over the cold tracks where it reads content (see `audiorec::eval`).
-        let hot = args.model.build_over(&dataset, &split.train_items)?;
-        let cold = if args.model.reads_content(&dataset)? {
-            Some(args.model.build_over(&dataset, &split.cold_items)?)
+        let mut subsets = vec![(Subset::Hot, &split.train_items[..])];
+        if args.model.reads_content(&dataset)? {
+            subsets.push((Subset::Cold, &split.cold_items[..]));
         } else {
             println!(
                 "{} learned its item rows from plays alone: cold tracks are not recommendable, no cold metrics",
-                recommender.model()
+                report.model
             );
-            None
-        };
-        for part in [Part::Validation, Part::Test] {
-            for (subset, model) in [(Subset::Hot, Some(&hot)), (Subset::Cold, cold.as_ref())] {
-                let Some(model) = model else { continue };
+        }
+        let mut parts = Vec::new();
+        for (subset, items) in subsets {
+            let model = args.model.build_over(&dataset, &embeddings, items)?;
+            for part in [Part::Validation, Part::Test] {
                 let held = split.held_subset(part, subset);
                 let evaluation = evaluate_held(model.as_ref(), &split, &held, users, k)?;
-                report.push_part(
-                    &format!("{} {}", part.as_str(), subset.as_str()),
-                    &evaluation,
-                    held.iter().map(|h| users.id(h.user).to_string()),
-                );
+                parts.push((part, subset, evaluation, held));
             }
+        }
+        // In the report: validation hot, validation cold, test hot, test cold.
+        parts.sort_by_key(|(part, subset, ..)| (*part != Part::Validation, *subset != Subset::Hot));
+        for (part, subset, evaluation, held) in parts {
+            report.push_part(
+                &format!("{} {}", part.as_str(), subset.as_str()),
+                &evaluation,
+                held.iter().map(|h| users.id(h.user).to_string()),
+            );
         }
     }
     print!("{}", report.table());
@@ -85,14 +98,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             split.cold_items.len()
         );
     }
-    if args.model.model == Model::Knn && args.model.index == IndexKind::Exact {
+    if measure_served {
         let served = ModelArgs {
             index: IndexKind::Hnsw,
             ..args.model.clone()
         }
-        .build(&dataset, &split)?;
-        let cases = split_cases(&split, &split.test, users);
-        let recall = index_recall(served.as_ref(), recommender.as_ref(), &cases, k)?;
+        .build(&dataset, &split, &embeddings)?;
+        let (_, served_lists) =
+            evaluate(served.as_ref(), &split_cases(&split, &split.test, users), k)?;
+        let recall = list_recall(&test_lists, &served_lists);
         println!(
             "served index (hnsw, ef_search {}): recall@{k} {recall:.4} against the exact scan on test users",
             args.model.ef_search

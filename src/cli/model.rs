@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use audiorec::dataset::{Dataset, Split};
+use audiorec::embeddings::Embeddings;
 use audiorec::index::{HnswParams, IndexKind};
 use audiorec::model::bert4rec::ItemInit;
 use audiorec::model::bert4rec::checkpoint::default_name;
@@ -117,9 +118,19 @@ impl ModelArgs {
         })
     }
 
+    /// The backend's matrices, loaded once and shared by every model a command builds.
+    pub fn embeddings(&self, dataset: &Dataset) -> anyhow::Result<Arc<Embeddings>> {
+        Ok(Arc::new(dataset.load_embeddings(&self.backend)?))
+    }
+
     /// Builds the recommender over its universe on `split` (see [`Self::universe`]).
-    pub fn build(&self, dataset: &Dataset, split: &Split) -> anyhow::Result<Box<dyn Recommender>> {
-        self.build_over(dataset, &self.universe(dataset, split)?)
+    pub fn build(
+        &self,
+        dataset: &Dataset,
+        split: &Split,
+        embeddings: &Arc<Embeddings>,
+    ) -> anyhow::Result<Box<dyn Recommender>> {
+        self.build_over(dataset, embeddings, &self.universe(dataset, split)?)
     }
 
     fn shallow_path(&self, dataset: &Dataset) -> PathBuf {
@@ -135,9 +146,10 @@ impl ModelArgs {
     pub fn build_over(
         &self,
         dataset: &Dataset,
+        embeddings: &Arc<Embeddings>,
         items: &[u32],
     ) -> anyhow::Result<Box<dyn Recommender>> {
-        let embeddings = Arc::new(dataset.load_embeddings(&self.backend)?);
+        let embeddings = embeddings.clone();
         tracing::info!(backend = %self.backend, dim = embeddings.dim, items = items.len(), index = ?self.index, "building recommender");
         Ok(match self.model {
             Model::Knn => Box::new(KnnRecommender::new(

@@ -51,7 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("say whose recommendations to write: --users FILE or --split validation|test")
         }
     };
-    let recommender = args.model.build(&dataset, &split)?;
+    let recommender = args
+        .model
+        .build(&dataset, &split, &args.model.embeddings(&dataset)?)?;
     let queries: Vec<Query> = selected
         .iter()
         .map(|&u| Query {

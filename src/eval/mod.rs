@@ -122,32 +122,40 @@ pub fn evaluate(
     Ok((evaluation, lists))
 }
 
-/// Share of `exact`'s top-k that `served` also returns, over the cases with a history:
+/// Share of the exact lists' tracks that the served lists of the same cases hold too:
 /// what an approximate index costs against the exact scan (ties make identity ambiguous,
-/// so on catalogues with many equal scores this understates the served answer).
-pub fn index_recall(
-    served: &dyn Recommender,
-    exact: &dyn Recommender,
-    cases: &[EvalCase],
-    k: usize,
-) -> Result<f64, RecommendError> {
-    let queries: Vec<Query> = cases
-        .iter()
-        .filter(|c| !c.history.is_empty())
-        .map(|c| Query {
-            user: c.user,
-            history: c.history,
-            k,
-        })
-        .collect();
-    let want = exact.recommend_batch(&queries);
-    let got = served.recommend_batch(&queries);
+/// so on catalogues with many equal scores this understates the served answer). Taking
+/// lists rather than two models lets a caller drop the exact model before it builds the
+/// served one: at 1,024-d each holds a copy of the catalogue.
+pub fn list_recall(exact: &[Vec<Scored>], served: &[Vec<Scored>]) -> f64 {
+    assert_eq!(exact.len(), served.len(), "one served list per exact list");
     let (mut found, mut total) = (0usize, 0usize);
-    for (w, g) in want.into_iter().zip(got) {
-        let w = w?;
-        let g: std::collections::HashSet<u32> = g?.iter().map(|s| s.track).collect();
-        total += w.len();
-        found += w.iter().filter(|s| g.contains(&s.track)).count();
+    for (want, got) in exact.iter().zip(served) {
+        let got: std::collections::HashSet<u32> = got.iter().map(|s| s.track).collect();
+        total += want.len();
+        found += want.iter().filter(|s| got.contains(&s.track)).count();
     }
-    Ok(found as f64 / total.max(1) as f64)
+    found as f64 / total.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(tracks: &[u32]) -> Vec<Scored> {
+        tracks
+            .iter()
+            .map(|&track| Scored { track, score: 0.5 })
+            .collect()
+    }
+
+    /// Recall counts the exact lists' tracks found anywhere in the served list of the same
+    /// case, pooled over cases; an empty exact list (an empty history) adds nothing.
+    #[test]
+    fn list_recall_pools_found_tracks_over_cases() {
+        let exact = [list(&[1, 2, 3, 4]), list(&[]), list(&[7, 8])];
+        let served = [list(&[4, 3, 9, 10]), list(&[]), list(&[8, 7])];
+        assert_eq!(list_recall(&exact, &served), 4.0 / 6.0);
+        assert_eq!(list_recall(&[list(&[])], &[list(&[])]), 0.0);
+    }
 }

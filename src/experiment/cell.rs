@@ -16,15 +16,15 @@ use crate::dataset::split::{Part, Subset};
 use crate::dataset::{Dataset, Split};
 use crate::embeddings::Embeddings;
 use crate::eval::report::{EpochLoss, ModelKind, Variant};
-use crate::eval::{Evaluation, evaluate_held, index_recall, split_cases};
+use crate::eval::{Evaluation, evaluate, evaluate_held, list_recall, split_cases};
 use crate::index::{HnswParams, IndexKind};
 use crate::model::bert4rec::{Bert4RecConfig, FitConfig, ItemInit, ModelConfig};
 use crate::model::checkpoint::{CheckpointPaths, EpochRecord};
 use crate::model::shallow::{Init, ShallowParams};
-use crate::recommend::Recommender;
 use crate::recommend::bert4rec::Bert4RecRecommender;
 use crate::recommend::knn::KnnRecommender;
 use crate::recommend::shallow::ShallowRecommender;
+use crate::recommend::{Recommender, Scored};
 use crate::train::fit::FitObserver;
 use crate::train::{bert4rec, shallow};
 
@@ -202,7 +202,14 @@ pub fn run_cell(
             k,
         )
     };
-    let (validation, test) = (held(Part::Validation)?, held(Part::Test)?);
+    let validation = held(Part::Validation)?;
+    let (test, test_lists) = evaluate(
+        recommender.as_ref(),
+        &split_cases(cx.split, &cx.split.test, users),
+        k,
+    )?;
+    // One model at a time from here on, so memory holds one copy of the catalogue's rows.
+    drop(recommender);
     let (mut hot, mut cold) = (None, None);
     if cx.split.has_cold() {
         let subset = |subset: Subset| -> anyhow::Result<Evaluation> {
@@ -216,7 +223,7 @@ pub fn run_cell(
     }
     let eval_seconds = start.elapsed().as_secs_f64();
     let index_recall = match cell.model {
-        ModelKind::Knn => Some(served_index_recall(cx, recommender.as_ref(), &universe)?),
+        ModelKind::Knn => Some(served_index_recall(cx, &test_lists, &universe)?),
         _ => None,
     };
     Ok(CellOutcome {
@@ -231,11 +238,11 @@ pub fn run_cell(
     })
 }
 
-/// Share of the exact top-k that the served HNSW index over `items` returns, over test
-/// users.
+/// Share of the exact top-k lists of the test users (`exact`) that the served HNSW index
+/// over `items` returns.
 fn served_index_recall(
     cx: &CellContext,
-    exact: &dyn Recommender,
+    exact: &[Vec<Scored>],
     items: &[u32],
 ) -> anyhow::Result<f64> {
     let served = KnnRecommender::new(
@@ -249,5 +256,6 @@ fn served_index_recall(
         Some(&cx.dataset.layout.derived().join("index")),
     );
     let cases = split_cases(cx.split, &cx.split.test, &cx.dataset.interactions.users);
-    Ok(index_recall(&served, exact, &cases, cx.config.k)?)
+    let (_, served) = evaluate(&served, &cases, cx.config.k)?;
+    Ok(list_recall(exact, &served))
 }
