@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::io::le::{self, LeReader};
-use crate::simd::dot;
+use crate::simd::{dot, dots_into};
 
 /// A node and its similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -196,15 +196,18 @@ impl Graph {
                 results.push(Reverse(e));
             }
         }
+        let (mut fresh, mut sims) = std::mem::take(&mut visited.scratch);
         while let Some(c) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|w| c.sim < w.0.sim) {
                 break;
             }
-            for &nb in self.links(c.node, layer) {
-                if !visited.insert(nb) {
-                    continue;
-                }
-                let sim = self.sim(query, nb);
+            // The unseen neighbours, scored in one SIMD dispatch.
+            fresh.clear();
+            fresh.extend(
+                (self.links(c.node, layer).iter().copied()).filter(|&nb| visited.insert(nb)),
+            );
+            dots_into(query, fresh.iter().map(|&nb| self.vector(nb)), &mut sims);
+            for (&nb, &sim) in fresh.iter().zip(&sims) {
                 let full = results.len() >= ef;
                 if !full || results.peek().is_some_and(|w| sim > w.0.sim) {
                     let s = Scored { sim, node: nb };
@@ -218,6 +221,7 @@ impl Graph {
                 }
             }
         }
+        visited.scratch = (fresh, sims);
         let mut out: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
         out.sort_unstable_by(|a, b| b.cmp(a));
         out
@@ -373,6 +377,9 @@ impl Graph {
 struct Visited {
     stamps: Vec<u32>,
     current: u32,
+    /// A candidate's links not seen before and their similarities, reused between
+    /// expansions.
+    scratch: (Vec<u32>, Vec<f32>),
 }
 
 impl Visited {
