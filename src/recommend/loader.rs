@@ -195,10 +195,11 @@ fn checkpoint_job(
 }
 
 /// Seconds per graph node inserted at 64-d with the default `m` and `ef_construction`:
-/// `cargo bench --bench knn` built the 56,000-track musicnn and mert graphs in 21.5 and
-/// 26.2 s on a loaded 2-core machine, 2–4× a quiet one's (README). On a quiet machine
-/// this is a little pessimistic, so a client told to retry rarely comes back too early;
-/// on a slower or busier one the estimate is redone as builds start and end.
+/// `cargo bench --bench knn` built the 56,000-track musicnn and mert graphs in about 10 s
+/// each on a quiet 2-core machine (README), so this is a little pessimistic there, and a
+/// client told to retry rarely comes back too early; structureless rows (the demo's
+/// Gaussian `noise`, 38.9 s) take longer, and the estimate is redone as builds start
+/// and end.
 const SECONDS_PER_NODE: f64 = 2.5e-4;
 
 /// The estimated time to build an index of `kind` over `items` rows of `dim` values: the
