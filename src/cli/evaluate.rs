@@ -55,7 +55,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &evaluation,
             held.iter().map(|h| users.id(h.user).to_string()),
         );
-        test_lists = lists;
+        if part == Part::Test {
+            test_lists = lists;
+        }
     }
     let measure_served = args.model.model == Model::Knn && args.model.index == IndexKind::Exact;
     // One model at a time from here on, so memory holds one copy of the catalogue's rows.

@@ -193,16 +193,13 @@ pub fn run_cell(
     let start = Instant::now();
     let users = &cx.dataset.interactions.users;
     let k = cx.config.k;
-    let held = |part| {
-        evaluate_held(
-            recommender.as_ref(),
-            cx.split,
-            cx.split.part(part),
-            users,
-            k,
-        )
-    };
-    let validation = held(Part::Validation)?;
+    let validation = evaluate_held(
+        recommender.as_ref(),
+        cx.split,
+        &cx.split.validation,
+        users,
+        k,
+    )?;
     let (test, test_lists) = evaluate(
         recommender.as_ref(),
         &split_cases(cx.split, &cx.split.test, users),
