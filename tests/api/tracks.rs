@@ -279,16 +279,25 @@ async fn uploaded_audio_is_recommendable_in_the_next_answer() {
     }
     let app = spawn_app_on(database_url(Db::Sqlite).await, |s| s.body_limit = 8 << 20).await;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
-    let upload = |id: &'static str, file: &'static str, bytes: Vec<u8>| {
-        let form = reqwest::multipart::Form::new().text("track_id", id).part(
-            "audio",
-            reqwest::multipart::Part::bytes(bytes).file_name(file),
-        );
-        app.client
-            .post(format!("{}/v1/tracks", app.address))
-            .multipart(form)
-            .send()
-    };
+    // The oversized upload below goes on a connection of its own: the server closes it
+    // after its early answer, and a pooled connection left mid-body would break the next
+    // request instead.
+    let own_connection = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let upload_with =
+        |client: &reqwest::Client, id: &'static str, file: &'static str, bytes: Vec<u8>| {
+            let form = reqwest::multipart::Form::new().text("track_id", id).part(
+                "audio",
+                reqwest::multipart::Part::bytes(bytes).file_name(file),
+            );
+            client
+                .post(format!("{}/v1/tracks", app.address))
+                .multipart(form)
+                .send()
+        };
+    let upload = |id, file, bytes| upload_with(&app.client, id, file, bytes);
     let read = |file: &str| std::fs::read(fixtures.join(file)).unwrap();
     for (id, file) in [
         ("take-16k", "wesnoth_battle_16k.wav"),
@@ -321,7 +330,7 @@ async fn uploaded_audio_is_recommendable_in_the_next_answer() {
     // after its early answer while the client is still writing the rest of the body (as
     // HTTP/1.1 servers do with an unread body), a broken pipe on the client's side. Either
     // way nothing is stored (asserted below).
-    match upload("big", "big.wav", vec![0u8; 9 << 20]).await {
+    match upload_with(&own_connection, "big", "big.wav", vec![0u8; 9 << 20]).await {
         Ok(oversized) => assert_problem(&decode(oversized).await, 413, "payload-too-large"),
         Err(e) => assert!(e.is_request(), "the upload failed otherwise: {e}"),
     }
