@@ -211,7 +211,7 @@ fn build_graphs(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Ve
     vec![
         timed(
             format!("audiorec HNSW (searched at {graph_dim}-d)"),
-            &|| Box::new(HnswIndex::build(dim, ids, rows, params)),
+            &|| Box::new(HnswIndex::build(dim, ids, rows.to_vec(), params)),
         ),
         timed("hnsw_rs 0.3.5 (full width)".into(), &|| {
             Box::new(HnswRsIndex::build(dim, ids, rows, params))
@@ -223,10 +223,7 @@ fn build_graphs(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Ve
 /// query at a time on one thread.
 fn bench_backend(emb: &Embeddings, split: &Split, sample: &[&HeldOut]) -> anyhow::Result<()> {
     let ids = &split.train_items;
-    let rows: Vec<f32> = ids
-        .iter()
-        .flat_map(|&t| emb.normalized_row(t).iter().copied())
-        .collect();
+    let rows = emb.normalized_rows(ids);
     let queries: Vec<(Vec<f32>, HashSet<u32>)> = sample
         .iter()
         .map(|h| {
@@ -252,7 +249,10 @@ fn bench_backend(emb: &Embeddings, split: &Split, sample: &[&HeldOut]) -> anyhow
         ids.len(),
         params.m,
         params.ef_construction,
-        index::choose(ids.len(), emb.dim, params).0
+        index::choose(ids.len(), emb.dim, params, || index::strided_sample(
+            &rows, emb.dim
+        ))
+        .0
     );
     for built in build_graphs(emb.dim, ids, &rows, params) {
         println!(
@@ -297,9 +297,7 @@ fn bench_backend(emb: &Embeddings, split: &Split, sample: &[&HeldOut]) -> anyhow
 /// this process's peak memory so far, and how far the two answers agree.
 fn bench_batched_exact(emb: &Embeddings, split: &Split, held: &[&HeldOut]) -> anyhow::Result<()> {
     let ids = &split.train_items;
-    let mut rows = Vec::with_capacity(ids.len() * emb.dim);
-    ids.iter()
-        .for_each(|&t| rows.extend_from_slice(emb.normalized_row(t)));
+    let rows = emb.normalized_rows(ids);
     let histories: Vec<&[u32]> = held
         .iter()
         .map(|h| split.train[h.user as usize].as_slice())
@@ -482,7 +480,7 @@ fn bench_duplicates() {
     let params = HnswParams::default();
     println!(
         "duplicate-heavy: {items} tracks on {distinct} distinct {dim}-d vectors; exact {exact_qps:.0} queries/s (baseline); auto picks {:?}",
-        index::choose(items, dim, params).0
+        index::choose(items, dim, params, || index::strided_sample(&rows, dim)).0
     );
     for built in build_graphs(dim, &ids, &rows, params) {
         println!("  {}: built in {:.1} s", built.name, built.seconds);

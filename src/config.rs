@@ -73,7 +73,8 @@ pub struct Settings {
     #[arg(long, env = "AUDIOREC_SYNC_EVAL_USERS", default_value_t = 200)]
     pub sync_eval_users: usize,
     /// Nearest-neighbour index for serving: `auto` (default) takes the exact scan where
-    /// it costs no more than HNSW (small or low-dimensional catalogues) and logs why.
+    /// HNSW of the same recall would not be clearly cheaper (small catalogues, rows with
+    /// no low-dimensional structure) and logs why.
     #[arg(long, env = "AUDIOREC_INDEX", value_enum, default_value_t = IndexKind::Auto)]
     pub index: IndexKind,
     /// Device for the neural models: cpu, cuda or cuda:N (CUDA needs `--features cuda`).

@@ -123,7 +123,7 @@ pub async fn similar(
     let asked = k + state.registry.catalog.headroom();
     let found = tokio::task::spawn_blocking(move || {
         let found = knn.index().search(
-            embeddings.normalized_row(index),
+            &embeddings.normalized_row(index),
             asked,
             &history_set(&[index]),
         );

@@ -27,7 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (dataset, split) = args.data.open_split()?;
     let users = &dataset.interactions.users;
-    // Loaded once for every model below: at 1,024-d a backend's matrices are 460 MB.
+    // Loaded once for every model below: at 1,024-d a backend's matrix is 230 MB.
     let embeddings = args.model.embeddings(&dataset)?;
     let build_start = Instant::now();
     let recommender = args.model.build(&dataset, &split, &embeddings)?;

@@ -1,30 +1,12 @@
 //! Rows of tracks added to the catalogue while it is served.
 //!
-//! The imported matrix stays one contiguous, immutable block (training and the exact
-//! scan read it whole); rows added later go to an append-only list beside it whose
+//! The imported matrix stays one contiguous, immutable block (training reads it whole); rows added later go to an append-only list beside it whose
 //! entries never move, so a row borrowed by a search stays valid while another track is
 //! added. Every backend gets one entry per added track, in catalogue order, holding its
 //! row or none: a track uploaded as audio has rows only in the backends computed from
 //! audio, one posted with ready rows only in the backends it names.
 
 use super::{Embeddings, l2_normalize};
-
-/// An added track's row and its normalised copy.
-#[derive(Debug, Clone)]
-pub struct AddedRow {
-    raw: Box<[f32]>,
-    normalized: Box<[f32]>,
-}
-
-impl AddedRow {
-    pub fn raw(&self) -> &[f32] {
-        &self.raw
-    }
-
-    pub fn normalized(&self) -> &[f32] {
-        &self.normalized
-    }
-}
 
 /// Why a row cannot join a backend.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -49,7 +31,7 @@ impl Embeddings {
     /// A backend computed in-process (from uploaded audio) over a catalogue of
     /// `catalogue` imported tracks: none of them has a row; added tracks will.
     pub fn content_only(backend: &str, dim: usize, catalogue: usize) -> Self {
-        let mut e = Self::from_parts(backend, dim, Vec::new(), Vec::new());
+        let mut e = Self::from_parts(backend, dim, Vec::new());
         e.first_added = catalogue;
         e
     }
@@ -84,12 +66,7 @@ impl Embeddings {
         let row = match row {
             Some(row) => {
                 self.check_row(row)?;
-                let mut normalized = row.to_vec();
-                l2_normalize(&mut normalized);
-                Some(AddedRow {
-                    raw: row.into(),
-                    normalized: normalized.into(),
-                })
+                Some(row.into())
             }
             None => None,
         };
@@ -111,22 +88,22 @@ impl Embeddings {
     pub fn try_row(&self, track: u32) -> Option<&[f32]> {
         match self.base(track) {
             Some(r) => Some(&self.raw[r]),
-            None => self.added_row(track).map(AddedRow::raw),
+            None => self.added_row(track),
         }
     }
 
-    /// The normalised row of `track`, if it has one.
-    pub fn try_normalized_row(&self, track: u32) -> Option<&[f32]> {
-        match self.base(track) {
-            Some(r) => Some(&self.normalized[r]),
-            None => self.added_row(track).map(AddedRow::normalized),
-        }
+    /// The normalised row of `track`, if it has one (computed from the raw row: see the
+    /// module doc of [`super`]).
+    pub fn try_normalized_row(&self, track: u32) -> Option<Vec<f32>> {
+        let mut row = self.try_row(track)?.to_vec();
+        l2_normalize(&mut row);
+        Some(row)
     }
 
     /// The added row of `track` (not an imported one).
-    pub(super) fn added_row(&self, track: u32) -> Option<&AddedRow> {
+    pub(super) fn added_row(&self, track: u32) -> Option<&[f32]> {
         let i = (track as usize).checked_sub(self.first_added)?;
-        self.added.get(i)?.as_ref()
+        self.added.get(i)?.as_deref()
     }
 
     /// Tracks in `0..tracks()` that have a row, in order.

@@ -2,7 +2,9 @@
 //!
 //! A backend is a file `DIR/embeddings/<backend>.npy` (aligned with `trackid_sorted.csv`)
 //! or `<backend>.tsv` (Onion style). The matrix is never trained; the models read it, and
-//! the KNN baseline and the index use its L2-normalised copy.
+//! the KNN baseline and the index use its rows L2-normalised. Only the raw rows are kept:
+//! an index copies the normalised rows it needs when it is built, so a second whole
+//! normalised matrix (229 MB for MERT's 1024-d at 56k tracks) would only double memory.
 
 pub mod added;
 pub mod manifest;
@@ -14,18 +16,17 @@ use std::path::{Path, PathBuf};
 
 use crate::io::{ImportError, Vocab};
 
-/// One backend's frozen item matrix plus its row-normalised copy, and the rows of
-/// tracks added to the catalogue while it is served (see [`added`]).
+/// One backend's frozen item matrix, and the rows of tracks added to the catalogue while
+/// it is served (see [`added`]).
 #[derive(Debug, Clone)]
 pub struct Embeddings {
     pub backend: String,
     pub dim: usize,
     raw: Vec<f32>,
-    normalized: Vec<f32>,
     /// The catalogue index of the first added track: the imported catalogue's size.
     first_added: usize,
     /// Row or none per added track, in catalogue order from `first_added`.
-    added: boxcar::Vec<Option<added::AddedRow>>,
+    added: boxcar::Vec<Option<Box<[f32]>>>,
 }
 
 impl Embeddings {
@@ -45,20 +46,15 @@ impl Embeddings {
                 value: raw[pos],
             });
         }
-        let mut normalized = raw.clone();
-        for row in normalized.chunks_exact_mut(dim) {
-            l2_normalize(row);
-        }
-        Ok(Self::from_parts(backend, dim, raw, normalized))
+        Ok(Self::from_parts(backend, dim, raw))
     }
 
-    fn from_parts(backend: &str, dim: usize, raw: Vec<f32>, normalized: Vec<f32>) -> Self {
+    fn from_parts(backend: &str, dim: usize, raw: Vec<f32>) -> Self {
         Self {
             backend: backend.into(),
             dim,
             first_added: raw.len() / dim,
             raw,
-            normalized,
             added: boxcar::Vec::new(),
         }
     }
@@ -78,19 +74,25 @@ impl Embeddings {
     pub fn row(&self, track: u32) -> &[f32] {
         match self.base(track) {
             Some(r) => &self.raw[r],
-            None => self.added_row(track).expect("a row for the track").raw(),
+            None => self.added_row(track).expect("a row for the track"),
         }
     }
 
     /// The L2-normalised row of a track; panics for a track without one.
-    pub fn normalized_row(&self, track: u32) -> &[f32] {
-        match self.base(track) {
-            Some(r) => &self.normalized[r],
-            None => self
-                .added_row(track)
-                .expect("a row for the track")
-                .normalized(),
+    pub fn normalized_row(&self, track: u32) -> Vec<f32> {
+        self.try_normalized_row(track).expect("a row for the track")
+    }
+
+    /// The L2-normalised rows of `tracks`, row-major, in their order (what an index is
+    /// built from); panics for a track without a row.
+    pub fn normalized_rows(&self, tracks: &[u32]) -> Vec<f32> {
+        let mut rows = Vec::with_capacity(tracks.len() * self.dim);
+        for &t in tracks {
+            let start = rows.len();
+            rows.extend_from_slice(self.row(t));
+            l2_normalize(&mut rows[start..]);
         }
+        rows
     }
 
     /// Where an imported track's row lies in the matrices.
@@ -102,11 +104,6 @@ impl Embeddings {
     /// The whole raw matrix, row-major.
     pub fn raw(&self) -> &[f32] {
         &self.raw
-    }
-
-    /// The whole normalised matrix, row-major.
-    pub fn normalized(&self) -> &[f32] {
-        &self.normalized
     }
 
     /// Mean of the raw rows of those `tracks` that have one here (an added track may

@@ -47,12 +47,10 @@ impl Embeddings {
     /// This backend with its rows permuted by `seed`, named [`name`]`(backend, seed)`.
     pub fn shuffled(&self, seed: u64) -> Embeddings {
         let mut raw = Vec::with_capacity(self.raw.len());
-        let mut normalized = Vec::with_capacity(self.normalized.len());
         for &from in &permutation(self.len(), seed) {
             raw.extend_from_slice(self.row(from));
-            normalized.extend_from_slice(self.normalized_row(from));
         }
-        Embeddings::from_parts(&name(&self.backend, seed), self.dim, raw, normalized)
+        Embeddings::from_parts(&name(&self.backend, seed), self.dim, raw)
     }
 }
 

@@ -28,28 +28,38 @@ pub struct Groups {
 
 impl Groups {
     /// Groups `ids` (one row of `dim` values each in `rows`) and returns the distinct rows
-    /// in node order alongside.
-    pub fn new(dim: usize, ids: &[u32], rows: &[f32]) -> (Self, Vec<f32>) {
+    /// in node order alongside: `rows` itself, compacted in place where rows repeat, so
+    /// grouping never holds a second copy of a catalogue (229 MB at 1024-d and 56k rows).
+    pub fn new(dim: usize, ids: &[u32], rows: Vec<f32>) -> (Self, Vec<f32>) {
+        let (groups, firsts) = Self::of(dim, ids, &rows);
+        (groups, distinct_rows(rows, &firsts, dim))
+    }
+
+    /// Groups `ids` (one row of `dim` values each in `rows`) and returns, per node, the
+    /// position of the first row that has its vector (increasing).
+    pub fn of(dim: usize, ids: &[u32], rows: &[f32]) -> (Self, Vec<usize>) {
         assert_eq!(ids.len() * dim, rows.len(), "one row per id");
-        // Keyed by a hash of the row's bits (not a copy of the row, which would double the
-        // memory of a 1024-d catalogue while building); equal hashes are compared in full.
+        // Keyed by a hash of the row's bits; equal hashes are compared in full against
+        // the node's first row.
         let mut by_hash: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
         let mut members: Vec<Vec<u32>> = Vec::new();
-        let mut distinct: Vec<f32> = Vec::new();
+        let mut firsts: Vec<usize> = Vec::new();
         let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-        for (row, &id) in rows.chunks_exact(dim).zip(ids) {
+        let row_at = |i: usize| &rows[i * dim..(i + 1) * dim];
+        for (i, &id) in ids.iter().enumerate() {
+            let row = row_at(i);
             let mut h = FxHasher::default();
             row.iter().for_each(|v| v.to_bits().hash(&mut h));
             let nodes = by_hash.entry(h.finish()).or_default();
             let found = nodes
                 .iter()
                 .copied()
-                .find(|&n| same(row, &distinct[n as usize * dim..(n as usize + 1) * dim]));
+                .find(|&n| same(row, row_at(firsts[n as usize])));
             let node = found.unwrap_or_else(|| {
                 let n = members.len() as u32;
                 nodes.push(n);
                 members.push(Vec::new());
-                distinct.extend_from_slice(row);
+                firsts.push(i);
                 n
             });
             members[node as usize].push(id);
@@ -62,7 +72,7 @@ impl Groups {
             tracks.extend(m);
             starts.push(tracks.len() as u32);
         }
-        (Self { starts, tracks }, distinct)
+        (Self { starts, tracks }, firsts)
     }
 
     /// Number of nodes (distinct rows).
@@ -109,6 +119,18 @@ impl Groups {
     }
 }
 
+/// Each node's row (the row at its position in `firsts`, increasing), moved forward in
+/// place: `rows` becomes the distinct rows in node order without a second allocation.
+pub fn distinct_rows(mut rows: Vec<f32>, firsts: &[usize], dim: usize) -> Vec<f32> {
+    for (node, &first) in firsts.iter().enumerate() {
+        if first != node {
+            rows.copy_within(first * dim..(first + 1) * dim, node * dim);
+        }
+    }
+    rows.truncate(firsts.len() * dim);
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +142,7 @@ mod tests {
     fn groups_identical_rows_and_expands_them_per_track() {
         let rows = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, -0.0, 1.0, 1.0, 0.0];
         let ids = [40, 7, 3, 9, 1];
-        let (groups, distinct) = Groups::new(2, &ids, &rows);
+        let (groups, distinct) = Groups::new(2, &ids, rows.to_vec());
         assert_eq!(groups.nodes(), 3);
         assert_eq!(groups.tracks(), 5);
         assert_eq!(distinct, [1.0, 0.0, 0.0, 1.0, -0.0, 1.0]);

@@ -315,19 +315,16 @@ impl Graph {
         Ok(())
     }
 
-    /// Reads links written by [`Graph::write_links`] for these vectors; `InvalidData`
-    /// when they were written for another shape or are damaged. Every size comes from
-    /// the header and is checked against the bytes the file has left before anything of
-    /// that size is allocated.
-    pub fn read_links(
-        r: &mut LeReader<impl Read>,
-        dim: usize,
-        vectors: Vec<f32>,
-    ) -> io::Result<Self> {
+    /// Reads links written by [`Graph::write_links`] for `nodes` vectors of `dim` values,
+    /// to be given by [`Graph::with_vectors`] (so that a caller parts with its rows only
+    /// once the file is known good); `InvalidData` when they were written for another
+    /// shape or are damaged. Every size comes from the header and is checked against the
+    /// bytes the file has left before anything of that size is allocated.
+    pub fn read_links(r: &mut LeReader<impl Read>, dim: usize, nodes: usize) -> io::Result<Self> {
         let header = r.vec::<u64>(4)?;
         let [n, stored_dim, m, entry] =
             [0, 1, 2, 3].map(|i| usize::try_from(header[i]).unwrap_or(usize::MAX));
-        if stored_dim != dim || n.checked_mul(dim) != Some(vectors.len()) || (n > 0 && entry >= n) {
+        if stored_dim != dim || n != nodes || (n > 0 && entry >= n) {
             return Err(le::invalid("graph saved for other rows"));
         }
         if !(2..=MAX_M).contains(&m) {
@@ -348,7 +345,7 @@ impl Graph {
         let graph = Self {
             dim,
             m,
-            vectors,
+            vectors: Vec::new(),
             levels,
             base,
             upper,
@@ -368,6 +365,13 @@ impl Graph {
             return Err(le::invalid("links out of range"));
         }
         Ok(graph)
+    }
+
+    /// The vectors of a graph read by [`Graph::read_links`], one per node in node order.
+    pub fn with_vectors(mut self, vectors: Vec<f32>) -> Self {
+        assert_eq!(vectors.len(), self.len() * self.dim, "one vector per node");
+        self.vectors = vectors;
+        self
     }
 }
 
@@ -453,7 +457,9 @@ mod tests {
         let mut bytes = Vec::new();
         graph.write_links(&mut bytes).unwrap();
         let read = |b: &[u8], rows: Vec<f32>| {
-            Graph::read_links(&mut LeReader::new(b, b.len() as u64), dim, rows)
+            let nodes = rows.len() / dim;
+            Graph::read_links(&mut LeReader::new(b, b.len() as u64), dim, nodes)
+                .map(|g| g.with_vectors(rows))
         };
         let back = read(&bytes, rows.clone()).unwrap();
         for q in queries.chunks_exact(dim) {

@@ -15,7 +15,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::distinct::Groups;
+use super::distinct::{Groups, distinct_rows};
 use super::graph::Graph;
 use super::projection::Projection;
 use super::{Neighbour, NeighbourIndex};
@@ -98,8 +98,8 @@ impl Reduced {
 
 impl HnswIndex {
     /// Builds the graph from one L2-normalised row of `dim` values per id, over the
-    /// distinct rows (kept: as the graph's vectors, or for re-ranking).
-    pub fn build(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
+    /// distinct rows (kept, without a copy: as the graph's vectors, or for re-ranking).
+    pub fn build(dim: usize, ids: &[u32], rows: Vec<f32>, params: HnswParams) -> Self {
         let (groups, distinct) = Groups::new(dim, ids, rows);
         let graph_dim = params.graph_dim(dim);
         let projection = (graph_dim < dim).then(|| Projection::fit(&distinct, dim, graph_dim));
@@ -149,13 +149,19 @@ impl HnswIndex {
     /// Reloads the graph (and projection) saved for exactly these rows and parameters
     /// under `dir`, or builds and saves them there. Building takes tens of seconds for
     /// 56k tracks; reloading a fraction of a second.
-    pub fn cached(dir: &Path, dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
+    pub fn cached(
+        dir: &Path,
+        dim: usize,
+        ids: &[u32],
+        mut rows: Vec<f32>,
+        params: HnswParams,
+    ) -> Self {
         let file = dir.join(format!(
             "{}.hnsw",
-            fingerprint("hnsw", dim, ids, rows, params)
+            fingerprint("hnsw", dim, ids, &rows, params)
         ));
         if file.is_file() {
-            match Self::load(&file, dim, ids, rows, params) {
+            match Self::load(&file, dim, ids, &mut rows, params) {
                 Ok(index) => return index,
                 Err(e) => {
                     tracing::warn!(file = %file.display(), error = %e, "could not reload the HNSW index; rebuilding")
@@ -194,11 +200,12 @@ impl HnswIndex {
         self.graph.write_links(w)
     }
 
+    /// Takes `rows` only when the file is good (they are left for a rebuild otherwise).
     fn load(
         file: &Path,
         dim: usize,
         ids: &[u32],
-        rows: &[f32],
+        rows: &mut Vec<f32>,
         params: HnswParams,
     ) -> std::io::Result<Self> {
         let f = std::fs::File::open(file)?;
@@ -212,12 +219,13 @@ impl HnswIndex {
         )
     }
 
-    /// Reads what [`HnswIndex::write`] wrote for these rows and parameters.
+    /// Reads what [`HnswIndex::write`] wrote for these rows and parameters, taking
+    /// `rows` only once the whole file has been read and checked.
     fn read(
         r: &mut LeReader<impl Read>,
         dim: usize,
         ids: &[u32],
-        rows: &[f32],
+        rows: &mut Vec<f32>,
         params: HnswParams,
     ) -> std::io::Result<Self> {
         let graph_dim = params.graph_dim(dim);
@@ -228,10 +236,17 @@ impl HnswIndex {
         let basis = r.vec::<f32>(expected)?;
         let projection = (graph_dim < dim)
             .then(|| Projection::from_basis(basis, dim, graph_dim).expect("length checked"));
-        let (groups, distinct) = Groups::new(dim, ids, rows);
+        let (groups, firsts) = Groups::of(dim, ids, rows);
+        let graph = Graph::read_links(r, graph_dim, groups.nodes())?;
+        let distinct = distinct_rows(std::mem::take(rows), &firsts, dim);
         let (reduced, vectors) = Self::graph_rows(dim, distinct, projection);
-        let graph = Graph::read_links(r, graph_dim, vectors)?;
-        Ok(Self::assemble(dim, groups, params, graph, reduced))
+        Ok(Self::assemble(
+            dim,
+            groups,
+            params,
+            graph.with_vectors(vectors),
+            reduced,
+        ))
     }
 
     /// Changes the query-time candidate list size (for recall/speed trade-off studies).
@@ -345,7 +360,7 @@ mod tests {
             search_dim: 8,
         };
         let dir = tempfile::tempdir().unwrap();
-        let index = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+        let index = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
         assert_eq!(index.graph_dim(), 8);
         let exact = ExactIndex::new(dim, ids.clone(), rows.clone());
         let exclude: HashSet<u32> = ids.iter().copied().step_by(5).collect();
@@ -367,7 +382,7 @@ mod tests {
         }
         assert!(hits * 100 >= queries.len() * 10 * 95, "recall {hits}");
 
-        let reloaded = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+        let reloaded = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
         let file = std::fs::read_dir(dir.path())
             .unwrap()
             .next()
@@ -381,7 +396,7 @@ mod tests {
             );
         }
         std::fs::write(&file, b"not a graph").unwrap();
-        let rebuilt = HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+        let rebuilt = HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
         for q in &queries {
             assert_eq!(
                 index.search(q, 10, &exclude),
@@ -417,7 +432,7 @@ mod tests {
         let files: Vec<(String, Vec<u8>)> = (0..2)
             .map(|_| {
                 let dir = tempfile::tempdir().unwrap();
-                HnswIndex::cached(dir.path(), dim, &ids, &rows, params);
+                HnswIndex::cached(dir.path(), dim, &ids, rows.clone(), params);
                 let file = std::fs::read_dir(dir.path())
                     .unwrap()
                     .next()
@@ -440,7 +455,7 @@ mod tests {
             bytes.len() - 1,
         ] {
             let mut r = LeReader::new(&bytes[..cut], cut as u64);
-            let err = HnswIndex::read(&mut r, dim, &ids, &rows, params).err();
+            let err = HnswIndex::read(&mut r, dim, &ids, &mut rows.clone(), params).err();
             let err = err.unwrap_or_else(|| panic!("cut at {cut} accepted"));
             assert_eq!(
                 err.kind(),
@@ -449,7 +464,7 @@ mod tests {
             );
         }
         let mut r = LeReader::new(bytes.as_slice(), bytes.len() as u64);
-        assert!(HnswIndex::read(&mut r, dim, &ids, &rows, params).is_ok());
+        assert!(HnswIndex::read(&mut r, dim, &ids, &mut rows.clone(), params).is_ok());
     }
 
     /// Why the graph is built over distinct vectors: on 20,000 tracks sharing 400 8-d
@@ -468,7 +483,7 @@ mod tests {
             ef_search: 100,
             search_dim: 0,
         };
-        let grouped = HnswIndex::build(dim, &ids, &rows, params);
+        let grouped = HnswIndex::build(dim, &ids, rows.clone(), params);
         let raw = Graph::build(dim, rows.clone(), params.m, params.ef_construction);
         let exact = ExactIndex::new(dim, ids.clone(), rows.clone());
         let (mut raw_gap, mut grouped_gap) = (0f32, 0f32);

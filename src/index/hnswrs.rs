@@ -54,7 +54,7 @@ impl HnswRsIndex {
     /// values per id (`m` links per node on the upper layers, the crate doubles them on
     /// the bottom one, as ours does).
     pub fn build(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Self {
-        let (groups, distinct) = Groups::new(dim, ids, rows);
+        let (groups, firsts) = Groups::of(dim, ids, rows);
         let graph = Hnsw::new(
             params.m,
             groups.nodes().max(1),
@@ -62,7 +62,10 @@ impl HnswRsIndex {
             params.ef_construction,
             CosineDistance,
         );
-        let points: Vec<(&[f32], usize)> = distinct.chunks_exact(dim).zip(0..).collect();
+        let points: Vec<(&[f32], usize)> = (firsts.iter())
+            .map(|&f| &rows[f * dim..(f + 1) * dim])
+            .zip(0..)
+            .collect();
         graph.parallel_insert_slice(&points);
         Self::assemble(dim, params, graph, groups)
     }
@@ -141,7 +144,7 @@ impl HnswRsIndex {
         let reader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir, name)));
         let graph: Hnsw<'static, f32, CosineDistance> =
             reader.load_hnsw_with_dist(CosineDistance)?;
-        let (groups, _) = Groups::new(dim, ids, rows);
+        let (groups, _) = Groups::of(dim, ids, rows);
         anyhow::ensure!(
             graph.get_nb_point() == groups.nodes(),
             "the dump holds {} points for {} distinct rows",

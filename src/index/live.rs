@@ -216,7 +216,7 @@ mod tests {
         };
         let built: [Box<dyn NeighbourIndex>; 2] = [
             Box::new(ExactIndex::new(dim, ids.clone(), rows.clone())),
-            Box::new(HnswIndex::build(dim, &ids, &rows, params)),
+            Box::new(HnswIndex::build(dim, &ids, rows.clone(), params)),
         ];
         for built in built {
             let live = LiveIndex::new(built, &ids);

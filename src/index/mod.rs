@@ -18,7 +18,7 @@ mod testdata;
 
 use std::collections::HashSet;
 
-pub use choose::choose;
+pub use choose::{choose, sample_positions, strided_sample};
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use hnswrs::HnswRsIndex;
@@ -55,8 +55,8 @@ pub enum IndexKind {
     #[value(name = "hnsw-rs")]
     #[serde(rename = "hnsw-rs")]
     HnswRs,
-    /// The exact scan where it costs no more than the graph would, HNSW otherwise
-    /// (the rule: [`choose`]).
+    /// The exact scan where a graph of the same recall would not be clearly cheaper,
+    /// HNSW otherwise (the rule: [`choose`]).
     Auto,
 }
 
@@ -96,25 +96,25 @@ pub trait NeighbourIndex: Send + Sync {
     }
 }
 
-/// Builds an index of `kind` over the given items, reading each item's normalised row.
-/// With a `cache` folder an HNSW graph is reloaded from there when it was built for the
-/// same rows and parameters, and saved there otherwise. `Auto` is resolved by [`choose`]
-/// and the choice logged.
-pub fn build<'a>(
+/// Builds an index of `kind` over the given items from their normalised `rows`
+/// (row-major, in `ids` order; moved into the index, not copied). With a `cache` folder
+/// an HNSW graph is reloaded from there when it was built for the same rows and
+/// parameters, and saved there otherwise. `Auto` is resolved by [`choose`] and the
+/// choice logged.
+pub fn build(
     kind: IndexKind,
     dim: usize,
     ids: &[u32],
-    row: impl Fn(u32) -> &'a [f32],
+    rows: Vec<f32>,
     params: HnswParams,
     cache: Option<&std::path::Path>,
 ) -> Box<dyn NeighbourIndex> {
-    let mut rows = Vec::with_capacity(ids.len() * dim);
-    ids.iter().for_each(|&id| rows.extend_from_slice(row(id)));
+    assert_eq!(rows.len(), ids.len() * dim, "one row per id");
     let kind = match kind {
         // A backend with no rows yet (one filled by uploads) has nothing to link.
         _ if ids.is_empty() => IndexKind::Exact,
         IndexKind::Auto => {
-            let (kind, why) = choose(ids.len(), dim, params);
+            let (kind, why) = choose(ids.len(), dim, params, || strided_sample(&rows, dim));
             tracing::info!(index = ?kind, items = ids.len(), dim, reason = %why, "index kind chosen");
             kind
         }
@@ -124,8 +124,8 @@ pub fn build<'a>(
         (IndexKind::Exact | IndexKind::Auto, _) => {
             Box::new(ExactIndex::new(dim, ids.to_vec(), rows))
         }
-        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, &rows, params)),
-        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, &rows, params)),
+        (IndexKind::Hnsw, None) => Box::new(HnswIndex::build(dim, ids, rows, params)),
+        (IndexKind::Hnsw, Some(dir)) => Box::new(HnswIndex::cached(dir, dim, ids, rows, params)),
         (IndexKind::HnswRs, None) => Box::new(HnswRsIndex::build(dim, ids, &rows, params)),
         (IndexKind::HnswRs, Some(dir)) => {
             Box::new(HnswRsIndex::cached(dir, dim, ids, &rows, params))

@@ -16,6 +16,20 @@ pub fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     rows
 }
 
+/// `n` random unit rows of `dim` values lying in a `sub`-dimensional subspace (the
+/// first `sub` coordinates), as embeddings lie near a low-dimensional subspace.
+pub fn subspace_rows(n: usize, dim: usize, sub: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rows = vec![0f32; n * dim];
+    for row in rows.chunks_exact_mut(dim) {
+        row[..sub]
+            .iter_mut()
+            .for_each(|v| *v = rng.sample(StandardNormal));
+        l2_normalize(row);
+    }
+    rows
+}
+
 /// `n` rows drawn from `distinct` random unit vectors, vector `j` with probability about
 /// `1/(j+1)`: a few vectors carry most tracks.
 pub fn duplicate_heavy(n: usize, distinct: usize, dim: usize, seed: u64) -> Vec<f32> {

@@ -54,14 +54,8 @@ impl KnnRecommender {
             .copied()
             .filter(|&t| embeddings.has_row(t))
             .collect();
-        let built = index::build(
-            kind,
-            embeddings.dim,
-            &items,
-            |t| embeddings.normalized_row(t),
-            params,
-            cache,
-        );
+        let rows = embeddings.normalized_rows(&items);
+        let built = index::build(kind, embeddings.dim, &items, rows, params, cache);
         let index = LiveIndex::new(built, &items);
         Self {
             embeddings,
@@ -138,7 +132,7 @@ impl Recommender for KnnRecommender {
         };
         if !self.index.contains(track) {
             self.index
-                .insert(track, row)
+                .insert(track, &row)
                 .map_err(|e| RecommendError::Model(e.to_string()))?;
         }
         Ok(true)

@@ -1,8 +1,8 @@
 //! Loading what a registry serves in the background, so that the service listens first:
 //! every backend's KNN index and every checkpoint found in the models folder (Shallow
-//! Net, BERT4Rec), as jobs run longest first, one at a time per core. Each graph build
-//! is sequential and seeded (so deterministic) and the backends are independent, so
-//! whole builds run side by side rather than one build across cores.
+//! Net, BERT4Rec), as jobs run quick ones first, then longest first, one at a time per
+//! core. Each graph build is sequential and seeded (so deterministic) and the backends
+//! are independent, so whole builds run side by side rather than one build across cores.
 //!
 //! Until its job is done an entry is `building`, expected ready when the queue in front
 //! of it and its own cost ([`cost`]) say; the estimate is redone whenever a job starts
@@ -22,7 +22,12 @@ use super::readiness::State;
 use super::registry::Registry;
 use super::shallow::ShallowRecommender;
 use crate::embeddings::Embeddings;
-use crate::index::{HnswParams, IndexKind, choose};
+use crate::index::{HnswParams, IndexKind, choose, sample_positions};
+
+/// Jobs estimated under this (an exact index, an empty backend) run before the others:
+/// their backends serve at once, and the long builds behind them start at most this much
+/// later. The rest run longest first, which ends the start-up soonest.
+const QUICK_JOB: Duration = Duration::from_secs(1);
 
 /// How the served models are built.
 #[derive(Debug, Clone)]
@@ -97,7 +102,7 @@ impl Loader {
 /// turns ready (or failed) as its job ends, and the registry's start-up ends with the last.
 pub fn start(registry: Arc<Registry>, settings: &LoadSettings) -> Loader {
     let mut jobs = plan(&registry, settings);
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.cost));
+    jobs.sort_by_key(|j| (j.cost >= QUICK_JOB, std::cmp::Reverse(j.cost)));
     let queue = Queue::new(&jobs, settings.threads.max(1));
     let expected = queue.publish_all(&registry);
     tracing::info!(
@@ -129,13 +134,13 @@ fn plan(registry: &Registry, s: &LoadSettings) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (backend, embeddings) in &registry.backends {
         let (e, items2, s2) = (embeddings.clone(), items.clone(), s.clone());
+        let kind = resolve(s.index, s.hnsw, embeddings, &items);
         jobs.push(Job {
             model: "knn",
             backend: backend.clone(),
-            cost: index_cost(s.index, s.hnsw, items.len(), e.dim),
+            cost: index_cost(kind, s.hnsw, items.len(), e.dim),
             run: Box::new(move || {
-                let knn =
-                    KnnRecommender::new(e, &items2, s2.index, s2.hnsw, s2.index_cache.as_deref());
+                let knn = KnnRecommender::new(e, &items2, kind, s2.hnsw, s2.index_cache.as_deref());
                 Ok(Loaded::Knn(Arc::new(
                     knn.remember_users(s2.remembered_users),
                 )))
@@ -146,6 +151,25 @@ fn plan(registry: &Registry, s: &LoadSettings) -> Vec<Job> {
         }
     }
     jobs
+}
+
+/// The kind of index `kind` builds over a backend's `items`: `Auto` resolved by
+/// [`choose`] on the rows (measured once here, so the estimate and the build agree), the
+/// choice logged with its reason.
+fn resolve(kind: IndexKind, params: HnswParams, e: &Embeddings, items: &[u32]) -> IndexKind {
+    if kind != IndexKind::Auto {
+        return kind;
+    }
+    let with_rows: Vec<u32> = items.iter().copied().filter(|&t| e.has_row(t)).collect();
+    let sample = || {
+        let ids: Vec<u32> = sample_positions(with_rows.len())
+            .map(|i| with_rows[i])
+            .collect();
+        e.normalized_rows(&ids)
+    };
+    let (kind, why) = choose(with_rows.len(), e.dim, params, sample);
+    tracing::info!(backend = %e.backend, index = ?kind, items = with_rows.len(), reason = %why, "index kind chosen");
+    kind
 }
 
 /// Loading the checkpoint `<model>-<backend>` (Shallow Net or BERT4Rec), if there is one.
@@ -197,9 +221,9 @@ fn checkpoint_job(
 /// Seconds per graph node inserted at 64-d with the default `m` and `ef_construction`:
 /// `cargo bench --bench knn` built the 56,000-track musicnn and mert graphs in about 10 s
 /// each on a quiet 2-core machine (README), so this is a little pessimistic there, and a
-/// client told to retry rarely comes back too early; structureless rows (the demo's
-/// Gaussian `noise`, 38.9 s) take longer, and the estimate is redone as builds start
-/// and end.
+/// client told to retry rarely comes back too early. Structureless rows (the demo's
+/// Gaussian `noise`, 38.9 s) take longer; `auto` serves those exactly (see [`choose`]),
+/// and the estimate is redone as builds start and end.
 const SECONDS_PER_NODE: f64 = 2.5e-4;
 
 /// The estimated time to build an index of `kind` over `items` rows of `dim` values: the
@@ -207,17 +231,15 @@ const SECONDS_PER_NODE: f64 = 2.5e-4;
 /// built in and to its build parameters, with a logarithmic factor for its depth, plus
 /// the projection's fit for wide rows. A cached graph reloads far faster than this.
 pub fn index_cost(kind: IndexKind, params: HnswParams, items: usize, dim: usize) -> Duration {
-    let kind = match kind {
-        IndexKind::Auto => choose(items, dim, params).0,
-        k => k,
-    };
     let n = items as f64;
     let seconds = match kind {
-        IndexKind::Exact | IndexKind::Auto => n * dim as f64 * 1e-9,
-        // The crate's graph is built at full width; ours in the reduced space.
-        IndexKind::Hnsw | IndexKind::HnswRs => {
+        IndexKind::Exact => n * dim as f64 * 1e-9,
+        // The crate's graph is built at full width; ours in the reduced space. `Auto`
+        // still unresolved (a Shallow Net's index over its tower's rows, resolved when
+        // built) is estimated as a graph: a client told to retry later rather than sooner.
+        IndexKind::Hnsw | IndexKind::HnswRs | IndexKind::Auto => {
             let graph_dim = match kind {
-                IndexKind::Hnsw => params.graph_dim(dim),
+                IndexKind::Hnsw | IndexKind::Auto => params.graph_dim(dim),
                 _ => dim,
             };
             let defaults = HnswParams::default();

@@ -144,22 +144,13 @@ impl ShallowRecommender {
             vectors.extend(this.tower(&rows)?);
         }
         let d_out = this.d_out();
-        let built = index::build(
-            kind,
-            d_out,
-            &kept,
-            |t| {
-                let i = kept.binary_search(&t).expect("indexed track");
-                &vectors[i * d_out..(i + 1) * d_out]
-            },
-            hnsw,
-            None,
-        );
+        let exact = match kind {
+            IndexKind::Exact => Some(Tensor::from_slice(&vectors, (kept.len(), d_out), device)?),
+            _ => None,
+        };
+        let built = index::build(kind, d_out, &kept, vectors, hnsw, None);
         this.index = LiveIndex::new(built, &kept);
-        if kind == IndexKind::Exact {
-            let t = Tensor::from_slice(&vectors, (kept.len(), d_out), device)?;
-            this.exact = Some((kept, t));
-        }
+        this.exact = exact.map(|t| (kept, t));
         Ok(this)
     }
 

@@ -129,7 +129,7 @@ fn the_graph_matches_the_exact_scan_by_score_on_duplicate_heavy_catalogues() {
             ef_search: 100,
             search_dim: 0,
         };
-        let hnsw = HnswIndex::build(dim, &c.ids, &c.rows, params);
+        let hnsw = HnswIndex::build(dim, &c.ids, c.rows.clone(), params);
         assert_eq!(hnsw.len(), items);
         let queries = c.queries(200, seed + 10);
         let mean = compare_by_score(&c, &hnsw, &exact, &queries);
@@ -142,7 +142,7 @@ fn the_graph_matches_the_exact_scan_by_score_on_duplicate_heavy_catalogues() {
 #[test]
 fn a_shared_vector_stays_reachable_until_all_its_tracks_are_excluded() {
     let c = catalogue(5_000, 100, 8, 3);
-    let hnsw = HnswIndex::build(8, &c.ids, &c.rows, HnswParams::default());
+    let hnsw = HnswIndex::build(8, &c.ids, c.rows.clone(), HnswParams::default());
     let q = c.row(0).to_vec();
     let twins: Vec<u32> = (0..c.ids.len())
         .filter(|&i| c.row(i) == q.as_slice())
@@ -205,10 +205,7 @@ fn auto_serves_a_small_low_dimensional_catalogue_exactly() {
         IndexKind::Auto,
         16,
         &c.ids,
-        |id| {
-            let i = c.ids.iter().position(|&x| x == id).unwrap();
-            &c.rows[i * 16..(i + 1) * 16]
-        },
+        c.rows.clone(),
         HnswParams::default(),
         None,
     );

@@ -147,13 +147,10 @@ fn every_index_honours_an_explicit_exclusion_set() {
     let f = musicnn();
     let emb = small_demo().load_embeddings("musicnn").unwrap();
     let ids = &f.split.train_items;
-    let rows: Vec<f32> = ids
-        .iter()
-        .flat_map(|&t| emb.normalized_row(t).iter().copied())
-        .collect();
+    let rows = emb.normalized_rows(ids);
     let exact = ExactIndex::new(emb.dim, ids.clone(), rows);
     let (hnsw, hnsw_rs) = (f.hnsw.index(), f.hnsw_rs.index());
-    let query = emb.normalized_row(ids[17]).to_vec();
+    let query = emb.normalized_row(ids[17]);
     let top = exact.search(&query, K, &HashSet::new());
     // The query item itself is its own nearest neighbour.
     assert_eq!(top[0].id, ids[17]);
