@@ -170,17 +170,27 @@ fn main() -> anyhow::Result<()> {
 /// A graph under test: both kinds take a new `ef` between runs.
 trait Graph: NeighbourIndex {
     fn set_ef(&self, ef: usize);
+    /// What the bench prints it as.
+    fn label(&self) -> String;
 }
 
 impl Graph for HnswIndex {
     fn set_ef(&self, ef: usize) {
         self.set_ef_search(ef)
     }
+
+    fn label(&self) -> String {
+        format!("audiorec HNSW (searched at {}-d)", self.graph_dim())
+    }
 }
 
 impl Graph for HnswRsIndex {
     fn set_ef(&self, ef: usize) {
         self.set_ef_search(ef)
+    }
+
+    fn label(&self) -> String {
+        "hnsw_rs 0.3.5 (full width)".into()
     }
 }
 
@@ -195,27 +205,21 @@ struct Built {
 /// Our graph (the default) and hnsw_rs's, at the same parameters, built one after the
 /// other on all threads.
 fn build_graphs(dim: usize, ids: &[u32], rows: &[f32], params: HnswParams) -> Vec<Built> {
-    let timed = |name: String, build: &dyn Fn() -> Box<dyn Graph>| {
+    let timed = |build: &dyn Fn() -> Box<dyn Graph>| {
         let before = vm_rss_self().unwrap_or(0.0);
         let t = Instant::now();
         let graph = build();
         let seconds = t.elapsed().as_secs_f64();
         Built {
-            name,
+            name: graph.label(),
             graph,
             seconds,
             bytes: vm_rss_self().unwrap_or(0.0) - before,
         }
     };
-    let graph_dim = params.graph_dim(dim);
     vec![
-        timed(
-            format!("audiorec HNSW (searched at {graph_dim}-d)"),
-            &|| Box::new(HnswIndex::build(dim, ids, rows.to_vec(), params)),
-        ),
-        timed("hnsw_rs 0.3.5 (full width)".into(), &|| {
-            Box::new(HnswRsIndex::build(dim, ids, rows, params))
-        }),
+        timed(&|| Box::new(HnswIndex::build(dim, ids, rows.to_vec(), params))),
+        timed(&|| Box::new(HnswRsIndex::build(dim, ids, rows, params))),
     ]
 }
 

@@ -83,8 +83,9 @@ pub struct Settings {
     /// HNSW candidate list size while searching.
     #[arg(long, env = "AUDIOREC_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
-    /// Search embeddings wider than this in a reduced space of this many principal
-    /// directions, re-ranking the candidates exactly (0: always at full width).
+    /// Search embeddings wider than this in a reduced space of at most this many
+    /// principal directions (up to their spectrum's knee), re-ranking the candidates
+    /// exactly (0: always at full width).
     #[arg(long, env = "AUDIOREC_SEARCH_DIM", default_value_t = HnswParams::default().search_dim)]
     pub search_dim: usize,
     /// Stored users whose KNN user vector is kept between requests, per backend (0: off).

@@ -51,8 +51,9 @@ pub struct ModelArgs {
     /// HNSW candidate list size while searching (raised to k when smaller).
     #[arg(long, default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
-    /// Search embeddings wider than this in a reduced space of this many principal
-    /// directions and re-rank the candidates exactly (0: always at full width).
+    /// Search embeddings wider than this in a reduced space of at most this many
+    /// principal directions (up to their spectrum's knee) and re-rank the candidates
+    /// exactly (0: always at full width).
     #[arg(long, default_value_t = HnswParams::default().search_dim)]
     pub search_dim: usize,
     /// Where trained checkpoints are (default DIR/.audiorec/models).

@@ -31,8 +31,10 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Candidate list size at query time; raised to k when smaller.
     pub ef_search: usize,
-    /// Rows wider than this are searched in a reduced space of this many dimensions and
-    /// re-ranked exactly (see the module doc); 0 searches at full width.
+    /// Rows wider than this are searched in a reduced space of at most this many
+    /// dimensions, as many as their spectrum's knee asks for (see
+    /// [`Projection::fit_to_knee`]), and re-ranked exactly (see the module doc); 0
+    /// searches at full width.
     #[serde(default)]
     pub search_dim: usize,
 }
@@ -101,8 +103,9 @@ impl HnswIndex {
     /// distinct rows (kept, without a copy: as the graph's vectors, or for re-ranking).
     pub fn build(dim: usize, ids: &[u32], rows: Vec<f32>, params: HnswParams) -> Self {
         let (groups, distinct) = Groups::new(dim, ids, rows);
-        let graph_dim = params.graph_dim(dim);
-        let projection = (graph_dim < dim).then(|| Projection::fit(&distinct, dim, graph_dim));
+        let max_dim = params.graph_dim(dim);
+        let projection = (max_dim < dim).then(|| Projection::fit_to_knee(&distinct, dim, max_dim));
+        let graph_dim = projection.as_ref().map_or(dim, Projection::dim_out);
         let (reduced, vectors) = Self::graph_rows(dim, distinct, projection);
         let graph = Graph::build(graph_dim, vectors, params.m, params.ef_construction);
         Self::assemble(dim, groups, params, graph, reduced)
@@ -228,13 +231,21 @@ impl HnswIndex {
         rows: &mut Vec<f32>,
         params: HnswParams,
     ) -> std::io::Result<Self> {
-        let graph_dim = params.graph_dim(dim);
-        let expected = if graph_dim < dim { graph_dim * dim } else { 0 };
-        if r.one::<u64>()? != expected as u64 {
+        // The projection keeps up to `params.graph_dim(dim)` directions (see
+        // `Projection::fit_to_knee`): its length says how many.
+        let max_dim = params.graph_dim(dim);
+        let stored = usize::try_from(r.one::<u64>()?).unwrap_or(usize::MAX);
+        let graph_dim = if max_dim < dim { stored / dim } else { dim };
+        let sound = if max_dim < dim {
+            stored.is_multiple_of(dim) && (1..=max_dim).contains(&graph_dim)
+        } else {
+            stored == 0
+        };
+        if !sound {
             return Err(le::invalid("projection of another shape"));
         }
-        let basis = r.vec::<f32>(expected)?;
-        let projection = (graph_dim < dim)
+        let basis = r.vec::<f32>(stored)?;
+        let projection = (max_dim < dim)
             .then(|| Projection::from_basis(basis, dim, graph_dim).expect("length checked"));
         let (groups, firsts) = Groups::of(dim, ids, rows);
         let graph = Graph::read_links(r, graph_dim, groups.nodes())?;
@@ -310,7 +321,7 @@ pub(super) fn fingerprint(
     params: HnswParams,
 ) -> String {
     // The graph's format and build are part of what it is: bump when either changes.
-    const VERSION: u32 = 3;
+    const VERSION: u32 = 4;
     let mut h = rustc_hash::FxHasher::default();
     (VERSION, dim, ids, params.m, params.ef_construction).hash(&mut h);
     params.graph_dim(dim).hash(&mut h);
