@@ -1,10 +1,11 @@
 //! Rows of tracks added to the catalogue while it is served.
 //!
-//! The imported matrix stays one contiguous, immutable block (training reads it whole); rows added later go to an append-only list beside it whose
-//! entries never move, so a row borrowed by a search stays valid while another track is
-//! added. Every backend gets one entry per added track, in catalogue order, holding its
-//! row or none: a track uploaded as audio has rows only in the backends computed from
-//! audio, one posted with ready rows only in the backends it names.
+//! The imported matrix stays one contiguous, immutable block (training reads it whole);
+//! rows added later go to an append-only list beside it whose entries never move, so a
+//! row borrowed by a search stays valid while another track is added. Every backend gets
+//! one entry per added track, in catalogue order, holding its row or none: a track
+//! uploaded as audio has rows only in the backends computed from audio, one posted with
+//! ready rows only in the backends it names.
 
 use super::{Embeddings, l2_normalize};
 

@@ -7,21 +7,22 @@
 //! space, plus `ef` exact re-rankings when that space is reduced; each of those costs
 //! about [`GRAPH_OVERHEAD`] streamed ones, since it is a random read plus visited-set and
 //! heap work. Calibrated on `benches/knn.rs` (musicnn 200-d searched at 64-d, ef 200: a
-//! query took 0.26 ms where its multiply-adds at the scan's rate would take 0.10 ms).
+//! query took 0.26 ms where its multiply-adds at the scan's rate would take 0.10 ms). The
+//! graph's width counted is `--search-dim`, the most it is searched in (see
+//! [`super::projection::Projection::fit_to_knee`]), so the estimate errs towards the scan.
 //!
 //! The beam that holds a given recall widens with the rows' local intrinsic dimension
 //! (LID; Aumüller & Ceccarello, "The role of local intrinsic dimensionality in
 //! benchmarking nearest neighbor search", 2019): rows with no low-dimensional structure
 //! leave a graph little to navigate by. So `ef` is scaled by the measured LID over
 //! [`LID_REFERENCE`]. On the `paper` demo data (`benches/knn.rs`) the structured backends
-//! (musicnn, mert: LID about 15 and 25) hold about 0.98 recall@50 at the default `ef`,
+//! (musicnn, mert: LID about 15 and 21) hold about 0.98 recall@50 at the default `ef`,
 //! while the Gaussian `noise` rows (LID about 40) need `ef` 400 for 0.99, where the graph
 //! is no faster than the scan: they are served exactly. Below the break-even the exact
 //! answer is also the fast one, so there is nothing to trade; small or low-dimensional
 //! catalogues (where duplicates are also most common) are served exactly.
 
-use std::collections::HashSet;
-
+use super::distinct::{Groups, distinct_rows};
 use super::{HnswParams, IndexKind};
 use crate::simd::dot;
 
@@ -94,17 +95,14 @@ pub fn strided_sample(rows: &[f32], dim: usize) -> Vec<f32> {
 
 /// The median over evenly spread probes of Levina & Bickel's maximum-likelihood LID:
 /// `1 / mean_j ln(T_k / T_j)` over a probe's `k` nearest other rows at Euclidean
-/// distances `T_1 ≤ … ≤ T_k`. Repeated rows are counted once (the graph holds one node
-/// per distinct row), so a duplicate-heavy catalogue measures its distinct vectors. `NaN` when no probe has two distinct neighbours.
+/// distances `T_1 ≤ … ≤ T_k`. Repeated rows are counted once (grouped as the graph
+/// groups them, one node per distinct row), so a duplicate-heavy catalogue measures its
+/// distinct vectors. `NaN` when no probe has two distinct neighbours.
 pub fn local_dimension(rows: &[f32], dim: usize) -> f64 {
-    let mut seen = HashSet::new();
-    let rows: Vec<f32> = rows
-        .chunks_exact(dim.max(1))
-        .filter(|r| seen.insert(r.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()))
-        .flatten()
-        .copied()
-        .collect();
-    let n = rows.len() / dim.max(1);
+    let ids: Vec<u32> = (0..(rows.len() / dim.max(1)) as u32).collect();
+    let (_, firsts) = Groups::of(dim, &ids, rows);
+    let rows = distinct_rows(rows.to_vec(), &firsts, dim);
+    let n = firsts.len();
     let row = |i: usize| &rows[i * dim..(i + 1) * dim];
     let norms: Vec<f32> = (0..n).map(|i| dot(row(i), row(i))).collect();
     let mut estimates: Vec<f64> = Vec::with_capacity(LID_PROBES);

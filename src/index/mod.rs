@@ -96,6 +96,24 @@ pub trait NeighbourIndex: Send + Sync {
     }
 }
 
+/// The kind an index of `kind` over `items` rows of `dim` values is built as: `Auto`
+/// resolved by [`choose`] (reading `sample`, [`sample_positions`]' normalised rows, only
+/// if it must) and the choice logged with its reason; other kinds as they are.
+pub fn resolve(
+    kind: IndexKind,
+    items: usize,
+    dim: usize,
+    params: HnswParams,
+    sample: impl FnOnce() -> Vec<f32>,
+) -> IndexKind {
+    if kind != IndexKind::Auto {
+        return kind;
+    }
+    let (kind, why) = choose(items, dim, params, sample);
+    tracing::info!(index = ?kind, items, dim, reason = %why, "index kind chosen");
+    kind
+}
+
 /// Builds an index of `kind` over the given items from their normalised `rows`
 /// (row-major, in `ids` order; moved into the index, not copied). With a `cache` folder
 /// an HNSW graph is reloaded from there when it was built for the same rows and
@@ -113,12 +131,7 @@ pub fn build(
     let kind = match kind {
         // A backend with no rows yet (one filled by uploads) has nothing to link.
         _ if ids.is_empty() => IndexKind::Exact,
-        IndexKind::Auto => {
-            let (kind, why) = choose(ids.len(), dim, params, || strided_sample(&rows, dim));
-            tracing::info!(index = ?kind, items = ids.len(), dim, reason = %why, "index kind chosen");
-            kind
-        }
-        kind => kind,
+        kind => resolve(kind, ids.len(), dim, params, || strided_sample(&rows, dim)),
     };
     match (kind, cache) {
         (IndexKind::Exact | IndexKind::Auto, _) => {

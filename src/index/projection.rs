@@ -39,12 +39,10 @@ impl Projection {
     /// The leading directions of `rows` (row-major, `dim_in` values each) up to the
     /// spectrum's knee: from the `max_out` leading ones, as many steps of [`STEP`] as each
     /// add at least [`KNEE_GAIN`] of the rows' energy. On the `paper` demo data
-    /// (`benches/knn.rs`) musicnn and mert keep 32 of 64 and are searched ~1.4× faster
+    /// (`benches/knn.rs`) musicnn and mert keep 32 of 64 and are searched 1.3–1.7× faster
     /// at the same recall; mfcc and structureless rows keep all 64.
     pub fn fit_to_knee(rows: &[f32], dim_in: usize, max_out: usize) -> Self {
-        let (mut full, energies) = Self::fit_with_energies(rows, dim_in, max_out);
-        let total: f64 = rows.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
-            / (rows.len() / dim_in).max(1) as f64;
+        let (mut full, energies, total) = Self::fit_with_energies(rows, dim_in, max_out);
         let mut keep = STEP.min(max_out);
         while keep < max_out {
             let gain: f64 = energies[keep..(keep + STEP).min(max_out)].iter().sum();
@@ -64,9 +62,9 @@ impl Projection {
         Self::fit_with_energies(rows, dim_in, dim_out).0
     }
 
-    /// [`Projection::fit`], and the energy (second moment) along each direction, both
-    /// ordered by it, largest first.
-    fn fit_with_energies(rows: &[f32], dim_in: usize, dim_out: usize) -> (Self, Vec<f64>) {
+    /// [`Projection::fit`], the energy (second moment) along each direction, both ordered
+    /// by it, largest first, and the rows' whole energy.
+    fn fit_with_energies(rows: &[f32], dim_in: usize, dim_out: usize) -> (Self, Vec<f64>, f64) {
         assert!(dim_out > 0 && dim_out <= dim_in, "0 < dim_out <= dim_in");
         let n = rows.len() / dim_in;
         let step = n.div_ceil(SAMPLE_ROWS).max(1);
@@ -77,6 +75,8 @@ impl Projection {
             .copied()
             .collect();
         let m = sample.len() / dim_in;
+        // The second moment's trace: the energy of every direction together.
+        let total = sample.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / m.max(1) as f64;
         let x = Tensor::from_vec(sample, (m, dim_in), &Device::Cpu).expect("shape checked");
         let gram = x
             .t()
@@ -125,7 +125,7 @@ impl Projection {
             dim_out,
             basis,
         };
-        (fitted, energies)
+        (fitted, energies, total)
     }
 
     /// Rebuilds a projection from its basis (as saved with [`Projection::basis`]).

@@ -22,7 +22,7 @@ use super::readiness::State;
 use super::registry::Registry;
 use super::shallow::ShallowRecommender;
 use crate::embeddings::Embeddings;
-use crate::index::{HnswParams, IndexKind, choose, sample_positions};
+use crate::index::{self, HnswParams, IndexKind, sample_positions};
 
 /// Jobs estimated under this (an exact index, an empty backend) run before the others:
 /// their backends serve at once, and the long builds behind them start at most this much
@@ -153,9 +153,8 @@ fn plan(registry: &Registry, s: &LoadSettings) -> Vec<Job> {
     jobs
 }
 
-/// The kind of index `kind` builds over a backend's `items`: `Auto` resolved by
-/// [`choose`] on the rows (measured once here, so the estimate and the build agree), the
-/// choice logged with its reason.
+/// The kind of index `kind` builds over a backend's `items`: `Auto` resolved on the rows
+/// ([`index::resolve`]) once here, so that the estimate and the build agree.
 fn resolve(kind: IndexKind, params: HnswParams, e: &Embeddings, items: &[u32]) -> IndexKind {
     if kind != IndexKind::Auto {
         return kind;
@@ -167,9 +166,8 @@ fn resolve(kind: IndexKind, params: HnswParams, e: &Embeddings, items: &[u32]) -
             .collect();
         e.normalized_rows(&ids)
     };
-    let (kind, why) = choose(with_rows.len(), e.dim, params, sample);
-    tracing::info!(backend = %e.backend, index = ?kind, items = with_rows.len(), reason = %why, "index kind chosen");
-    kind
+    tracing::info_span!("backend", backend = %e.backend)
+        .in_scope(|| index::resolve(kind, with_rows.len(), e.dim, params, sample))
 }
 
 /// Loading the checkpoint `<model>-<backend>` (Shallow Net or BERT4Rec), if there is one.
@@ -222,7 +220,7 @@ fn checkpoint_job(
 /// `cargo bench --bench knn` built the 56,000-track musicnn and mert graphs in about 10 s
 /// each on a quiet 2-core machine (README), so this is a little pessimistic there, and a
 /// client told to retry rarely comes back too early. Structureless rows (the demo's
-/// Gaussian `noise`, 38.9 s) take longer; `auto` serves those exactly (see [`choose`]),
+/// Gaussian `noise`, 38.9 s) take longer; `auto` serves those exactly (see [`index::choose`]),
 /// and the estimate is redone as builds start and end.
 const SECONDS_PER_NODE: f64 = 2.5e-4;
 
