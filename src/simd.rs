@@ -50,6 +50,27 @@ pub fn dots_into<'a>(query: &[f32], rows: impl Iterator<Item = &'a [f32]>, out: 
     ARCH.dispatch(Dots(query, rows, out, std::marker::PhantomData))
 }
 
+/// Asks the CPU to start loading every cache line of `data`, so that several random reads
+/// wait for memory at once instead of one after another. A hint: it never faults and
+/// changes no result.
+#[inline(always)]
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use pulp::core_arch::x86::Sse;
+        use std::arch::x86_64::_MM_HINT_T0;
+        static SSE: LazyLock<Option<Sse>> = LazyLock::new(Sse::try_new);
+        if let Some(sse) = *SSE {
+            let p = data.as_ptr().cast::<i8>();
+            for offset in (0..std::mem::size_of_val(data)).step_by(64) {
+                sse._mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(offset));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 #[inline(always)]
 fn dot_with<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     let (a, a_tail) = S::as_simd_f32s(a);

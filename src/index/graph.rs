@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::io::le::{self, LeReader};
-use crate::simd::{dot, dots_into};
+use crate::simd::{dot, dots_into, prefetch};
 
 /// A node and its similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,7 +183,7 @@ impl Graph {
         entry: &[Scored],
         ef: usize,
         layer: usize,
-        allowed: &dyn Fn(u32) -> bool,
+        allowed: impl Fn(u32) -> bool,
         visited: &mut Visited,
     ) -> Vec<Scored> {
         visited.reset(self.len());
@@ -201,11 +201,20 @@ impl Graph {
             if results.len() >= ef && results.peek().is_some_and(|w| c.sim < w.0.sim) {
                 break;
             }
-            // The unseen neighbours, scored in one SIMD dispatch.
+            // The search waits on memory, not arithmetic: the graph is read at random. The
+            // next candidate's links and all unseen neighbours' vectors are requested
+            // before any of them is needed, so their reads overlap (as hnswlib does).
+            if let Some(next) = candidates.peek() {
+                prefetch(self.slot(next.node, layer));
+            }
             fresh.clear();
             fresh.extend(
                 (self.links(c.node, layer).iter().copied()).filter(|&nb| visited.insert(nb)),
             );
+            for &nb in &fresh {
+                prefetch(self.vector(nb));
+            }
+            // The unseen neighbours, scored in one SIMD dispatch.
             dots_into(query, fresh.iter().map(|&nb| self.vector(nb)), &mut sims);
             for (&nb, &sim) in fresh.iter().zip(&sims) {
                 let full = results.len() >= ef;
@@ -229,7 +238,7 @@ impl Graph {
 
     /// The `ef` best allowed nodes for a unit query, best first (fewer only when fewer
     /// allowed nodes are reachable).
-    pub fn search(&self, query: &[f32], ef: usize, allowed: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+    pub fn search(&self, query: &[f32], ef: usize, allowed: impl Fn(u32) -> bool) -> Vec<Scored> {
         if self.len() == 0 {
             return Vec::new();
         }
@@ -244,7 +253,7 @@ impl Graph {
         let mut entry = vec![self.descend(&query, level.min(top))];
         let mut visited = Visited::default();
         for layer in (0..=level.min(top)).rev() {
-            let found = self.search_layer(&query, &entry, ef, layer, &|_| true, &mut visited);
+            let found = self.search_layer(&query, &entry, ef, layer, |_| true, &mut visited);
             let chosen = self.select(&found, self.capacity(layer));
             let ids: Vec<u32> = chosen.iter().map(|s| s.node).collect();
             self.set_links(node, layer, &ids);
@@ -440,7 +449,7 @@ mod tests {
         let mut hits = 0;
         for q in queries.chunks_exact(dim) {
             let truth = brute_force(&rows, dim, q, 10);
-            let got: Vec<u32> = graph.search(q, 64, &|_| true)[..10]
+            let got: Vec<u32> = graph.search(q, 64, |_| true)[..10]
                 .iter()
                 .map(|s| s.node)
                 .collect();
@@ -449,7 +458,7 @@ mod tests {
         assert!(hits >= 490, "recall@10 {} / 500", hits);
         // Allowing only every 97th node: the search still returns exactly those nearest.
         let allowed = |node: u32| node.is_multiple_of(97);
-        let got = graph.search(&queries[..dim], 64, &allowed);
+        let got = graph.search(&queries[..dim], 64, allowed);
         let want = (0..n as u32).filter(|&i| allowed(i)).count();
         assert_eq!(got.len(), want, "every allowed node is reachable");
         assert!(got.iter().all(|s| allowed(s.node)));
@@ -463,10 +472,7 @@ mod tests {
         };
         let back = read(&bytes, rows.clone()).unwrap();
         for q in queries.chunks_exact(dim) {
-            assert_eq!(
-                graph.search(q, 32, &|_| true),
-                back.search(q, 32, &|_| true)
-            );
+            assert_eq!(graph.search(q, 32, |_| true), back.search(q, 32, |_| true));
         }
         // Links saved for other rows or damaged are refused.
         assert!(read(&bytes, rows[..dim * 10].to_vec()).is_err());

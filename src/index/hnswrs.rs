@@ -191,7 +191,8 @@ impl NeighbourIndex for HnswRsIndex {
         // point can be among them unfiltered.
         let want = k + 1;
         let ef = self.ef_search.load(Ordering::Relaxed).max(want);
-        let allowed = |node: &usize| self.groups.allowed(*node as u32, exclude);
+        let blocked = self.groups.blocked(exclude);
+        let allowed = |node: &usize| blocked.allows(*node as u32);
         let found = self.graph.search_filter(query, want, ef, Some(&allowed));
         let found = found.into_iter().map(|n| (n.d_id as u32, 1.0 - n.distance));
         self.groups.expand(found, k, exclude)
