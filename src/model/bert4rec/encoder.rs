@@ -2,8 +2,8 @@
 //! with a key-padding mask, post-norm layers, exact GELU, and dropout drawn from a seeded
 //! generator that is active only in training.
 //!
-//! On the CPU the element-wise work (layer norm, GELU, dropout, the attention softmax
-//! with its mask and dropout, the cross-entropy) runs in the fused kernels of
+//! On the CPU every step (the linear layers, attention with its mask and dropout, layer
+//! norm, GELU, dropout, the tied head's cross-entropy) runs in the fused kernels of
 //! [`super::kernels`], which carry their own backward passes. On CUDA, training uses
 //! candle's generic ops (its fused kernels have no backward pass) and inference its fused
 //! kernels.
@@ -28,7 +28,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
-use super::kernels::{self, AttentionSoftmax, DropoutMask};
+use super::kernels::{self, DropoutMask};
 use super::{Bert4RecError, ModelConfig};
 
 /// BERT's initialisation scale, also the authors' for the [MASK]/[PAD] rows.
@@ -331,50 +331,14 @@ impl Encoder {
         len: usize,
         mode: &mut Mode,
     ) -> Result<Tensor, Bert4RecError> {
-        let (h, heads) = (self.config.hidden, self.config.heads);
         let kernels = mode.kernels(&self.device);
-        let hd = h / heads;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, len, heads, hd))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
         let linear = |layer: &Linear, x: &Tensor| -> candle_core::Result<Tensor> {
             match (kernels, layer.bias()) {
-                (Kernels::Fused, Some(b)) => {
-                    kernels::BiasAdd::apply(&x.matmul(&layer.weight().t()?)?, b)
-                }
+                (Kernels::Fused, Some(b)) => kernels::Linear::apply(x, layer.weight(), b),
                 _ => layer.forward(x),
             }
         };
-        let q = split((linear(&l.q, x)? * (1.0 / (hd as f64).sqrt()))?)?;
-        let k = split(linear(&l.k, x)?)?;
-        let v = split(linear(&l.v, x)?)?;
-        let scores = q.matmul(&k.t()?)?;
-        let biased = |s: Tensor| match padding {
-            Some(Padding::Bias(bias)) => s.broadcast_add(bias),
-            _ => Ok(s),
-        };
-        let probs = match kernels {
-            Kernels::Fused => {
-                let flags = match padding {
-                    Some(Padding::Flags(flags)) => Some(flags.clone()),
-                    _ => None,
-                };
-                AttentionSoftmax::new(flags, heads, len)
-                    .with_dropout(self.dropout_mask(mode))
-                    .apply(&scores)?
-            }
-            Kernels::CandleInference => ops::softmax_last_dim(&biased(scores)?)?,
-            Kernels::CandleTraining => {
-                self.dropout(&ops::softmax(&biased(scores)?, D::Minus1)?, mode)?
-            }
-        };
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((batch * len, h))?;
+        let ctx = self.attention(l, x, padding, batch, len, mode)?;
         let attn = self.dropout(&linear(&l.o, &ctx)?, mode)?;
         let x = l.attn_norm.forward(&(x + attn)?, kernels)?;
         let up = linear(&l.up, &x)?;
@@ -384,6 +348,66 @@ impl Encoder {
         };
         let ffn = self.dropout(&linear(&l.down, &up)?, mode)?;
         Ok(l.ffn_norm.forward(&(x + ffn)?, kernels)?)
+    }
+
+    /// The heads' outputs side by side, `[batch * len, hidden]`, before the output
+    /// projection.
+    fn attention(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        padding: Option<&Padding>,
+        batch: usize,
+        len: usize,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        let (h, heads) = (self.config.hidden, self.config.heads);
+        let hd = h / heads;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let kernels = mode.kernels(&self.device);
+        if kernels == Kernels::Fused {
+            // The three projections as one product: weights and biases stacked.
+            let weights = [l.q.weight(), l.k.weight(), l.v.weight()];
+            let biases: Vec<&Tensor> = [&l.q, &l.k, &l.v]
+                .iter()
+                .filter_map(|p| p.bias())
+                .collect();
+            let qkv = kernels::Linear::apply(x, &Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?)?;
+            let padding = match padding {
+                Some(Padding::Flags(flags)) => Some(flags.clone()),
+                _ => None,
+            };
+            return kernels::Attention {
+                batch,
+                len,
+                heads,
+                scale: scale as f32,
+                padding,
+                dropout: self.dropout_mask(mode),
+            }
+            .apply(&qkv);
+        }
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((batch, len, heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split((l.q.forward(x)? * scale)?)?;
+        let k = split(l.k.forward(x)?)?;
+        let v = split(l.v.forward(x)?)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(Padding::Bias(bias)) = padding {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let probs = match kernels {
+            Kernels::CandleInference => ops::softmax_last_dim(&scores)?,
+            _ => self.dropout(&ops::softmax(&scores, D::Minus1)?, mode)?,
+        };
+        probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((batch * len, h))
     }
 
     /// A fresh dropout mask from the training generator; `None` in eval.
@@ -438,13 +462,12 @@ impl Encoder {
         let dev = &self.device;
         let flat = hidden.reshape(((), h))?;
         let picked = flat.index_select(&Tensor::from_slice(positions, positions.len(), dev)?, 0)?;
+        if dev.is_cpu() {
+            return Ok(kernels::HeadLoss::apply(&picked, &self.items, targets)?);
+        }
         let logits = self.logits(&picked)?;
         let targets = Tensor::from_slice(targets, targets.len(), dev)?;
-        Ok(if dev.is_cpu() {
-            kernels::CrossEntropy::apply(&logits, &targets)?
-        } else {
-            candle_nn::loss::cross_entropy(&logits, &targets)?
-        })
+        Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
     }
 
     /// Logits `[batch, n]` at the last position of each row: the appended [MASK] of a

@@ -1,101 +1,165 @@
-//! The attention softmax with the key-padding mask and attention dropout folded in, and
-//! its backward pass.
+//! Multi-head self-attention in one op, forward and backward, one sequence per parallel
+//! task: scores, the softmax with the key-padding mask and attention dropout, and the
+//! weighted sum of the values, never leaving the task's `len × len` scratch.
+//!
+//! Written with tensor ops, attention splits the heads out of the projections (copies),
+//! materialises scores and probabilities for the whole batch (`[batch, heads, len, len]`,
+//! 46 MB per layer at 64 × 300), and backward reads and writes several more tensors that
+//! size. Here one sequence's head reads its columns of the `[tokens, 3 × hidden]`
+//! projections in place and keeps its `len × len` block in cache; backward recomputes that
+//! block from Q and K rather than storing it (as FlashAttention does, a row block at a
+//! time).
 
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use faer::Par;
 use rayon::prelude::*;
 
+use super::gemm::{gemm, view, view_mut};
 use super::*;
 use crate::simd::{dot, vectorized};
 
-/// Softmax over the last dimension of attention scores `[batch, heads, len, len]`, with
-/// padding keys given weight exactly 0 and, in training, attention dropout applied.
+/// Self-attention over `qkv: [batch * len, 3 * hidden]` (the query, key and value
+/// projections side by side, head `i` in columns `i * hidden / heads ..` of each), giving
+/// the heads' outputs side by side, `[batch * len, hidden]`.
 #[derive(Debug, Clone)]
-pub struct AttentionSoftmax {
+pub struct Attention {
+    pub batch: usize,
+    pub len: usize,
+    pub heads: usize,
+    /// Multiplies the scores: `1 / √(head size)`.
+    pub scale: f32,
     /// Per `(batch, key)`: whether the key is padding; `None` when nothing is padded.
-    padding: Option<Arc<Vec<bool>>>,
-    /// Rows of scores per batch row (`heads * len`).
-    rows_per_batch: usize,
-    dropout: Option<DropoutMask>,
+    pub padding: Option<Arc<Vec<bool>>>,
+    /// Attention dropout in training. Element `j` of score row `r` (rows counted over
+    /// `[batch, heads, len]`) is element `r * len + j` of the mask.
+    pub dropout: Option<DropoutMask>,
 }
 
-impl AttentionSoftmax {
-    pub fn new(padding: Option<Arc<Vec<bool>>>, heads: usize, len: usize) -> Self {
-        Self {
-            padding,
-            rows_per_batch: heads * len,
-            dropout: None,
+/// One sequence's share of the work: its rows of the projections, and where it writes.
+struct Sequence<'a> {
+    index: usize,
+    /// `[len, 3 * hidden]`.
+    qkv: &'a [f32],
+}
+
+impl Attention {
+    pub fn apply(&self, qkv: &Tensor) -> Result<Tensor> {
+        qkv.contiguous()?.apply_op1(self.clone())
+    }
+
+    fn hidden(&self, l: &Layout, op: &str) -> Result<usize> {
+        let width = last_dim(l, op)?;
+        let tokens = l.shape().elem_count() / width;
+        if width % 3 != 0 || (width / 3) % self.heads != 0 || tokens != self.batch * self.len {
+            candle_core::bail!(
+                "{op}: [{tokens}, {width}] is not [batch {} * len {}, 3 * hidden] with {} heads",
+                self.batch,
+                self.len,
+                self.heads
+            );
         }
+        Ok(width / 3)
     }
 
-    pub fn with_dropout(mut self, mask: Option<DropoutMask>) -> Self {
-        self.dropout = mask;
-        self
-    }
-
-    pub fn apply(&self, scores: &Tensor) -> Result<Tensor> {
-        scores.contiguous()?.apply_op1(self.clone())
-    }
-
-    /// The padding flags of the keys of score row `row`, if any.
-    fn padding_of(&self, row: usize, len: usize) -> Option<&[bool]> {
-        let b = row / self.rows_per_batch;
-        self.padding.as_ref().map(|p| &p[b * len..(b + 1) * len])
-    }
-
-    /// Writes the (undropped) softmax of `x` into `y`.
-    #[inline(always)]
-    fn softmax_row(x: &[f32], padding: Option<&[bool]>, y: &mut [f32]) {
-        match padding {
-            Some(pad) => {
-                for ((y, &v), &p) in y.iter_mut().zip(x).zip(pad) {
-                    *y = if p { f32::NEG_INFINITY } else { v };
+    /// Writes the softmax (padding masked, dropout not applied) of head `head`'s scores
+    /// into `p` (`len × len`).
+    fn probabilities(&self, s: &Sequence, head: usize, hidden: usize, p: &mut [f32]) {
+        let (len, hd) = (self.len, hidden / self.heads);
+        let stride = 3 * hidden;
+        let q = view(&s.qkv[head * hd..], len, hd, stride);
+        let k = view(&s.qkv[hidden + head * hd..], len, hd, stride);
+        gemm(
+            view_mut(p, len, len, len),
+            false,
+            q,
+            k.transpose(),
+            self.scale,
+            Par::Seq,
+        );
+        let padding = self
+            .padding
+            .as_ref()
+            .map(|p| &p[s.index * len..(s.index + 1) * len]);
+        for row in p.chunks_mut(len) {
+            if let Some(pad) = padding {
+                for (v, &pad) in row.iter_mut().zip(pad) {
+                    if pad {
+                        *v = f32::NEG_INFINITY;
+                    }
                 }
             }
-            None => y.copy_from_slice(x),
+            let m = max(row);
+            row.iter_mut().for_each(|v| *v = exp(*v - m));
+            let inv = 1.0 / sum_of(row, |v| v);
+            row.iter_mut().for_each(|v| *v *= inv);
         }
-        let m = max(y);
-        y.iter_mut().for_each(|v| *v = exp(*v - m));
-        let inv = 1.0 / sum_of(y, |v| v);
-        y.iter_mut().for_each(|v| *v *= inv);
+    }
+
+    /// Multiplies `p` (head `head` of sequence `seq`) by its dropout mask, if any.
+    fn drop(&self, seq: usize, head: usize, p: &mut [f32]) {
+        let Some(mask) = &self.dropout else {
+            return;
+        };
+        let first = (seq * self.heads + head) * self.len * self.len;
+        for (j, v) in p.iter_mut().enumerate() {
+            *v *= mask.factor(first + j);
+        }
+    }
+
+    fn sequences<'a>(
+        &self,
+        qkv: &'a [f32],
+        hidden: usize,
+    ) -> impl IndexedParallelIterator<Item = Sequence<'a>> {
+        qkv.par_chunks(self.len * 3 * hidden)
+            .enumerate()
+            .map(|(index, qkv)| Sequence { index, qkv })
     }
 }
 
-impl CustomOp1 for AttentionSoftmax {
+impl CustomOp1 for Attention {
     fn name(&self) -> &'static str {
-        "attention-softmax"
+        "fused-attention"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l, self.name())?;
-        let n = last_dim(l, self.name())?;
-        let out = map_rows([x], n, |row, [x], y| {
-            Self::softmax_row(x, self.padding_of(row, n), y);
-            if let Some(mask) = &self.dropout {
-                for (j, v) in y.iter_mut().enumerate() {
-                    *v *= mask.factor(row * n + j);
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        let qkv = contiguous(s, l, self.name())?;
+        let h = self.hidden(l, self.name())?;
+        let (len, hd) = (self.len, h / self.heads);
+        let mut out = vec![0f32; self.batch * len * h];
+        out.par_chunks_mut(len * h)
+            .zip(self.sequences(qkv, h))
+            .for_each(|(out, seq)| {
+                let mut p = vec![0f32; len * len];
+                vectorized(|| {
+                    for head in 0..self.heads {
+                        self.probabilities(&seq, head, h, &mut p);
+                        self.drop(seq.index, head, &mut p);
+                        let v = view(&seq.qkv[2 * h + head * hd..], len, hd, 3 * h);
+                        let ctx = view_mut(&mut out[head * hd..], len, hd, h);
+                        gemm(ctx, false, view(&p, len, len, len), v, 1.0, Par::Seq);
+                    }
+                })
+            });
+        Ok((CpuStorage::F32(out), Shape::from((self.batch * len, h))))
     }
 
-    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
-        Ok(Some(
-            x.apply_op2(&grad, AttentionSoftmaxGrad(self.clone()))?,
-        ))
+        Ok(Some(qkv.apply_op2(&grad, AttentionGrad(self.clone()))?))
     }
 }
 
-/// `dx = y * (dy - Σ dy·y)` with `y` the softmax recomputed from the scores and `dy` the
-/// incoming gradient through the dropout mask.
-struct AttentionSoftmaxGrad(AttentionSoftmax);
+/// The gradient with respect to `qkv`, from that of the output. Per head, with `P` the
+/// softmax, `D` the dropout mask and `Pd = P ∘ D`: `dV = Pdᵀ dO`, `dP = (dO Vᵀ) ∘ D`,
+/// `dS = P ∘ (dP - rowsum(dP ∘ P))`, `dQ = scale · dS K`, `dK = scale · dSᵀ Q`.
+struct AttentionGrad(Attention);
 
-impl CustomOp2 for AttentionSoftmaxGrad {
+impl CustomOp2 for AttentionGrad {
     fn name(&self) -> &'static str {
-        "attention-softmax-grad"
+        "fused-attention-grad"
     }
 
     fn cpu_fwd(
@@ -105,38 +169,46 @@ impl CustomOp2 for AttentionSoftmaxGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s1, l1, self.name())?;
+        let a = &self.0;
+        let qkv = contiguous(s1, l1, self.name())?;
         let g = contiguous(s2, l2, self.name())?;
-        same_len([x, g], self.name())?;
-        let n = last_dim(l1, self.name())?;
-        let rows = rows_per_task(n);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(rows * n)
-            .zip(x.par_chunks(rows * n).zip(g.par_chunks(rows * n)))
-            .enumerate()
-            .for_each(|(c, (out, (x, g)))| {
-                let mut y = vec![0f32; n];
+        let h = a.hidden(l1, self.name())?;
+        if g.len() * 3 != qkv.len() {
+            candle_core::bail!("{}: the gradient must be [tokens, hidden]", self.name());
+        }
+        let (len, hd, stride) = (a.len, h / a.heads, 3 * h);
+        let mut out = vec![0f32; qkv.len()];
+        out.par_chunks_mut(len * stride)
+            .zip(g.par_chunks(len * h))
+            .zip(a.sequences(qkv, h))
+            .for_each(|((dqkv, g), seq)| {
+                let (mut p, mut d) = (vec![0f32; len * len], vec![0f32; len * len]);
                 vectorized(|| {
-                    for (r, (dx, (x, g))) in out
-                        .chunks_mut(n)
-                        .zip(x.chunks(n).zip(g.chunks(n)))
-                        .enumerate()
-                    {
-                        let row = c * rows + r;
-                        AttentionSoftmax::softmax_row(x, self.0.padding_of(row, n), &mut y);
-                        // dx holds dy (the gradient through the dropout mask) first.
-                        match &self.0.dropout {
-                            Some(mask) => {
-                                for (j, (d, &g)) in dx.iter_mut().zip(g).enumerate() {
-                                    *d = g * mask.factor(row * n + j);
-                                }
+                    for head in 0..a.heads {
+                        let col = head * hd;
+                        let q = view(&seq.qkv[col..], len, hd, stride);
+                        let k = view(&seq.qkv[h + col..], len, hd, stride);
+                        let v = view(&seq.qkv[2 * h + col..], len, hd, stride);
+                        let dout = view(&g[col..], len, hd, h);
+                        a.probabilities(&seq, head, h, &mut p);
+                        // d holds Pd, then dP, then dS.
+                        d.copy_from_slice(&p);
+                        a.drop(seq.index, head, &mut d);
+                        let dv = view_mut(&mut dqkv[2 * h + col..], len, hd, stride);
+                        gemm(dv, false, view(&d, len, len, len).transpose(), dout, 1.0, Par::Seq);
+                        gemm(view_mut(&mut d, len, len, len), false, dout, v.transpose(), 1.0, Par::Seq);
+                        a.drop(seq.index, head, &mut d);
+                        for (d, p) in d.chunks_mut(len).zip(p.chunks(len)) {
+                            let dot = dot(d, p);
+                            for (d, &p) in d.iter_mut().zip(p) {
+                                *d = p * (*d - dot);
                             }
-                            None => dx.copy_from_slice(g),
                         }
-                        let dot = dot(dx, &y);
-                        for (d, &y) in dx.iter_mut().zip(&y) {
-                            *d = y * (*d - dot);
-                        }
+                        let ds = view(&d, len, len, len);
+                        let dq = view_mut(&mut dqkv[col..], len, hd, stride);
+                        gemm(dq, false, ds, k, a.scale, Par::Seq);
+                        let dk = view_mut(&mut dqkv[h + col..], len, hd, stride);
+                        gemm(dk, false, ds.transpose(), q, a.scale, Par::Seq);
                     }
                 })
             });
@@ -147,36 +219,92 @@ impl CustomOp2 for AttentionSoftmaxGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::bert4rec::kernels::Dropout;
     use crate::model::bert4rec::kernels::test_support::{close, var, weights};
     use candle_core::{D, Device};
     use candle_nn::ops;
 
+    /// The same attention from candle's tensor ops and its matmul: heads split out of the
+    /// projections, padding as a -1e9 bias, dropout applied to the probabilities.
+    fn reference(qkv: &Tensor, a: &Attention) -> Tensor {
+        let h = qkv.dim(1).unwrap() / 3;
+        let hd = h / a.heads;
+        let split = |i: usize| {
+            qkv.narrow(1, i * h, h)
+                .unwrap()
+                .reshape((a.batch, a.len, a.heads, hd))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let (q, k, v) = (split(0), split(1), split(2));
+        let scores = (q.matmul(&k.t().unwrap()).unwrap() * a.scale as f64).unwrap();
+        let bias: Vec<f32> = match &a.padding {
+            Some(p) => p.iter().map(|&p| if p { -1e9 } else { 0.0 }).collect(),
+            None => vec![0.0; a.batch * a.len],
+        };
+        let bias = Tensor::from_vec(bias, (a.batch, 1, 1, a.len), &Device::Cpu).unwrap();
+        let mut probs = ops::softmax(&scores.broadcast_add(&bias).unwrap(), D::Minus1).unwrap();
+        if let Some(mask) = a.dropout {
+            probs = Dropout(mask).apply(&probs).unwrap();
+        }
+        probs
+            .matmul(&v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((a.batch * a.len, h))
+            .unwrap()
+    }
+
     #[test]
-    fn attention_softmax_masks_padding_and_matches_candle() {
-        let (batch, heads, len) = (2, 3, 5);
-        let x = var(&[batch, heads, len, len], 5);
-        let w = weights(&[batch, heads, len, len]);
-        // Row 1 pads its first two keys.
-        let padding: Vec<bool> = (0..batch * len).map(|i| i == len || i == len + 1).collect();
-        let bias: Vec<f32> = padding
-            .iter()
-            .map(|&p| if p { -1e9 } else { 0.0 })
+    fn attention_matches_candle_ops_forward_and_backward() {
+        let (batch, len, heads, h) = (3, 7, 2, 6);
+        // Row 1 pads its first two keys, row 2 its first six (one real key left).
+        let padding: Vec<bool> = (0..batch * len)
+            .map(|i| (len..len + 2).contains(&i) || (2 * len..2 * len + 6).contains(&i))
             .collect();
-        let bias = Tensor::from_vec(bias, (batch, 1, 1, len), &Device::Cpu).unwrap();
-        let ours = AttentionSoftmax::new(Some(Arc::new(padding)), heads, len)
-            .apply(&x)
-            .unwrap();
-        let reference = ops::softmax(&x.broadcast_add(&bias).unwrap(), D::Minus1).unwrap();
-        close(&ours, &reference, 1e-6);
-        let padded = ours.get(1).unwrap().narrow(D::Minus1, 0, 2).unwrap();
-        assert_eq!(padded.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
-        let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&reference * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-5);
+        for dropout in [None, Some(DropoutMask::new(11, 0.3))] {
+            let a = Attention {
+                batch,
+                len,
+                heads,
+                scale: 1.0 / ((h / heads) as f32).sqrt(),
+                padding: Some(Arc::new(padding.clone())),
+                dropout,
+            };
+            let qkv = var(&[batch * len, 3 * h], 5);
+            let w = weights(&[batch * len, h]);
+            let ours = a.apply(&qkv).unwrap();
+            let want = reference(&qkv, &a);
+            close(&ours, &want, 1e-5);
+            let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&want * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            close(g1.get(&qkv).unwrap(), g2.get(&qkv).unwrap(), 1e-4);
+        }
+    }
+
+    #[test]
+    fn padding_keys_get_no_weight_and_no_gradient() {
+        let (batch, len, heads, h) = (1, 5, 1, 4);
+        let a = Attention {
+            batch,
+            len,
+            heads,
+            scale: 0.5,
+            padding: Some(Arc::new(vec![true, true, false, false, false])),
+            dropout: None,
+        };
+        let qkv = var(&[len, 3 * h], 2);
+        let out = a.apply(&qkv).unwrap();
+        let grads = out.sum_all().unwrap().backward().unwrap();
+        let g = grads.get(&qkv).unwrap().to_vec2::<f32>().unwrap();
+        // Keys and values of the two padding positions get exactly zero gradient.
+        for row in &g[..2] {
+            assert!(row[h..].iter().all(|&v| v == 0.0), "{row:?}");
+        }
+        assert!(g[2][h..].iter().any(|&v| v != 0.0));
     }
 }

@@ -89,19 +89,5 @@ mod tests {
         // d(sum y)/dx is the mask itself.
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(&x).unwrap().to_vec1::<f32>().unwrap(), kept);
-        // The attention softmax drops the same elements for the same seed: with equal
-        // scores over 4 keys every kept weight is 0.25 / 0.8.
-        let scores = Tensor::zeros((1, 1, 250, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let probs = AttentionSoftmax::new(None, 1, 250)
-            .with_dropout(Some(mask))
-            .apply(&scores)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        for (p, k) in probs.iter().zip(&kept) {
-            assert_eq!(*p, k * 0.25);
-        }
     }
 }

@@ -1,10 +1,8 @@
-//! GELU (exact erf form) and the linear-layer bias add, each with its backward pass.
+//! GELU (exact erf form) with its backward pass.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::*;
-use crate::simd::add_assign;
 
 /// GELU with the exact (erf) form, as BERT's `hidden_act = "gelu"`.
 #[derive(Debug, Clone, Copy)]
@@ -66,86 +64,6 @@ impl CustomOp2 for GeluGrad {
     }
 }
 
-/// `x + b` for `x: [rows, n]` and a bias `b: [n]`: the bias of a linear layer. candle's
-/// broadcast add is fine forward, but its backward pass sums the gradient over rows with a
-/// strided reduction that cost more than the layer's matrix product.
-#[derive(Debug, Clone, Copy)]
-pub struct BiasAdd;
-
-impl BiasAdd {
-    pub fn apply(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        x.contiguous()?.apply_op2(bias, BiasAdd)
-    }
-}
-
-impl CustomOp2 for BiasAdd {
-    fn name(&self) -> &'static str {
-        "fused-bias-add"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s1, l1, self.name())?;
-        let b = contiguous(s2, l2, self.name())?;
-        let n = last_dim(l1, self.name())?;
-        if b.len() != n {
-            candle_core::bail!("{}: the bias needs {n} values", self.name());
-        }
-        let out = map_rows([x], n, |_, [x], y| {
-            for ((y, &v), &b) in y.iter_mut().zip(x).zip(b) {
-                *y = v + b;
-            }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        _bias: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let db = grad.apply_op1(ColumnSum)?;
-        Ok((Some(grad), Some(db)))
-    }
-}
-
-/// `Σ_rows x` of `x: [rows, n]`: per-task partial sums, then their sum.
-struct ColumnSum;
-
-impl CustomOp1 for ColumnSum {
-    fn name(&self) -> &'static str {
-        "column-sum"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l, self.name())?;
-        let n = last_dim(l, self.name())?;
-        let sums = x
-            .par_chunks(rows_per_task(n) * n)
-            .map(|x| {
-                let mut acc = vec![0f32; n];
-                x.chunks(n).for_each(|row| add_assign(&mut acc, row));
-                acc
-            })
-            .reduce(
-                || vec![0f32; n],
-                |mut a, b| {
-                    add_assign(&mut a, &b);
-                    a
-                },
-            );
-        Ok((CpuStorage::F32(sums), Shape::from(n)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,25 +84,5 @@ mod tests {
             .backward()
             .unwrap();
         close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-5);
-    }
-
-    #[test]
-    fn bias_add_matches_candle_forward_and_backward() {
-        let x = var(&[70, 33], 8);
-        let b = var(&[33], 9);
-        let w = weights(&[70, 33]);
-        let ours = BiasAdd::apply(&x, &b).unwrap();
-        let reference = x.broadcast_add(&b).unwrap();
-        close(&ours, &reference, 0.0);
-        let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&reference * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        for v in [&x, &b] {
-            close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-5);
-        }
     }
 }

@@ -1,13 +1,14 @@
-//! Fused CPU kernels, each with its own backward pass, for the encoder's element-wise work:
-//! linear-layer biases, layer norm, GELU, dropout, softmax over attention scores (with the
-//! key-padding mask and attention dropout folded in) and the masked cross-entropy.
+//! Fused CPU kernels, each with its own backward pass, for the whole encoder: linear layers,
+//! multi-head attention (key-padding mask and attention dropout folded in), layer norm,
+//! GELU, dropout, and the tied head with its masked cross-entropy.
 //!
-//! Written with candle's generic tensor ops, each of these is five to ten passes over
-//! memory forward and as many backward, every one allocating a tensor as large as the
-//! attention scores (`[batch, heads, len, len]`, 46 MB per layer at 64 × 300). Here each is
-//! one pass forward and one backward, rows in parallel, compiled for the widest SIMD the
-//! CPU has (see [`crate::simd::vectorized`]). The backward passes recompute what they need
-//! (softmax rows, normalisation statistics) from the inputs instead of storing it.
+//! Written with candle's generic tensor ops, each element-wise step is five to ten passes
+//! over memory forward and as many backward, and attention allocates tensors as large as
+//! its scores (`[batch, heads, len, len]`, 46 MB per layer at 64 × 300). Here each is one
+//! pass forward and one backward, rows in parallel, compiled for the widest SIMD the CPU
+//! has (see [`crate::simd::vectorized`]), and the matrix products run on faer's kernels
+//! ([`gemm`]). The backward passes recompute what they need (softmax rows, normalisation
+//! statistics) from the inputs instead of storing it.
 //!
 //! Dropout masks are not stored either: whether element `i` is kept is a hash of
 //! `(seed, i)`, so the backward pass regenerates the forward mask exactly, and the mask
@@ -15,21 +16,24 @@
 //!
 //! CUDA has none of these kernels; the encoder uses candle's ops there.
 //!
-//! One file per op: [`attention`], [`layer_norm`], [`elementwise`] (GELU, bias add),
-//! [`dropout`], [`cross_entropy`]; this file holds the row-parallel scaffolding and the
-//! scalar functions they share.
+//! One file per op: [`linear`], [`attention`], [`layer_norm`], [`elementwise`] (GELU),
+//! [`dropout`], [`cross_entropy`] (the tied head's loss); [`gemm`] wraps faer; this file
+//! holds the row-parallel scaffolding and the scalar functions they share.
 
 mod attention;
 mod cross_entropy;
 mod dropout;
 mod elementwise;
+mod gemm;
 mod layer_norm;
+mod linear;
 
-pub use attention::AttentionSoftmax;
-pub use cross_entropy::CrossEntropy;
+pub use attention::Attention;
+pub use cross_entropy::HeadLoss;
 pub use dropout::{Dropout, DropoutMask};
-pub use elementwise::{BiasAdd, Gelu};
+pub use elementwise::Gelu;
 pub use layer_norm::LayerNorm;
+pub use linear::Linear;
 
 use candle_core::{Layout, Result};
 use rayon::prelude::*;
