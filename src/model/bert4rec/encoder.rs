@@ -368,11 +368,9 @@ impl Encoder {
         if kernels == Kernels::Fused {
             // The three projections as one product: weights and biases stacked.
             let weights = [l.q.weight(), l.k.weight(), l.v.weight()];
-            let biases: Vec<&Tensor> = [&l.q, &l.k, &l.v]
-                .iter()
-                .filter_map(|p| p.bias())
-                .collect();
-            let qkv = kernels::Linear::apply(x, &Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?)?;
+            let biases: Vec<&Tensor> = [&l.q, &l.k, &l.v].iter().filter_map(|p| p.bias()).collect();
+            let qkv =
+                kernels::Linear::apply(x, &Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?)?;
             let padding = match padding {
                 Some(Padding::Flags(flags)) => Some(flags.clone()),
                 _ => None,

@@ -64,7 +64,8 @@ impl Attention {
     }
 
     /// Writes the softmax (padding masked, dropout not applied) of head `head`'s scores
-    /// into `p` (`len × len`).
+    /// into `p` (`len × len`). Inlined so that it is compiled for the caller's SIMD level.
+    #[inline(always)]
     fn probabilities(&self, s: &Sequence, head: usize, hidden: usize, p: &mut [f32]) {
         let (len, hd) = (self.len, hidden / self.heads);
         let stride = 3 * hidden;
@@ -98,6 +99,7 @@ impl Attention {
     }
 
     /// Multiplies `p` (head `head` of sequence `seq`) by its dropout mask, if any.
+    #[inline(always)]
     fn drop(&self, seq: usize, head: usize, p: &mut [f32]) {
         let Some(mask) = &self.dropout else {
             return;
@@ -133,15 +135,18 @@ impl CustomOp1 for Attention {
             .zip(self.sequences(qkv, h))
             .for_each(|(out, seq)| {
                 let mut p = vec![0f32; len * len];
-                vectorized(|| {
-                    for head in 0..self.heads {
-                        self.probabilities(&seq, head, h, &mut p);
-                        self.drop(seq.index, head, &mut p);
-                        let v = view(&seq.qkv[2 * h + head * hd..], len, hd, 3 * h);
-                        let ctx = view_mut(&mut out[head * hd..], len, hd, h);
-                        gemm(ctx, false, view(&p, len, len, len), v, 1.0, Par::Seq);
-                    }
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for head in 0..self.heads {
+                            self.probabilities(&seq, head, h, &mut p);
+                            self.drop(seq.index, head, &mut p);
+                            let v = view(&seq.qkv[2 * h + head * hd..], len, hd, 3 * h);
+                            let ctx = view_mut(&mut out[head * hd..], len, hd, h);
+                            gemm(ctx, false, view(&p, len, len, len), v, 1.0, Par::Seq);
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), Shape::from((self.batch * len, h))))
     }
@@ -183,34 +188,51 @@ impl CustomOp2 for AttentionGrad {
             .zip(a.sequences(qkv, h))
             .for_each(|((dqkv, g), seq)| {
                 let (mut p, mut d) = (vec![0f32; len * len], vec![0f32; len * len]);
-                vectorized(|| {
-                    for head in 0..a.heads {
-                        let col = head * hd;
-                        let q = view(&seq.qkv[col..], len, hd, stride);
-                        let k = view(&seq.qkv[h + col..], len, hd, stride);
-                        let v = view(&seq.qkv[2 * h + col..], len, hd, stride);
-                        let dout = view(&g[col..], len, hd, h);
-                        a.probabilities(&seq, head, h, &mut p);
-                        // d holds Pd, then dP, then dS.
-                        d.copy_from_slice(&p);
-                        a.drop(seq.index, head, &mut d);
-                        let dv = view_mut(&mut dqkv[2 * h + col..], len, hd, stride);
-                        gemm(dv, false, view(&d, len, len, len).transpose(), dout, 1.0, Par::Seq);
-                        gemm(view_mut(&mut d, len, len, len), false, dout, v.transpose(), 1.0, Par::Seq);
-                        a.drop(seq.index, head, &mut d);
-                        for (d, p) in d.chunks_mut(len).zip(p.chunks(len)) {
-                            let dot = dot(d, p);
-                            for (d, &p) in d.iter_mut().zip(p) {
-                                *d = p * (*d - dot);
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for head in 0..a.heads {
+                            let col = head * hd;
+                            let q = view(&seq.qkv[col..], len, hd, stride);
+                            let k = view(&seq.qkv[h + col..], len, hd, stride);
+                            let v = view(&seq.qkv[2 * h + col..], len, hd, stride);
+                            let dout = view(&g[col..], len, hd, h);
+                            a.probabilities(&seq, head, h, &mut p);
+                            // d holds Pd, then dP, then dS.
+                            d.copy_from_slice(&p);
+                            a.drop(seq.index, head, &mut d);
+                            let dv = view_mut(&mut dqkv[2 * h + col..], len, hd, stride);
+                            gemm(
+                                dv,
+                                false,
+                                view(&d, len, len, len).transpose(),
+                                dout,
+                                1.0,
+                                Par::Seq,
+                            );
+                            gemm(
+                                view_mut(&mut d, len, len, len),
+                                false,
+                                dout,
+                                v.transpose(),
+                                1.0,
+                                Par::Seq,
+                            );
+                            a.drop(seq.index, head, &mut d);
+                            for (d, p) in d.chunks_mut(len).zip(p.chunks(len)) {
+                                let dot = dot(d, p);
+                                for (d, &p) in d.iter_mut().zip(p) {
+                                    *d = p * (*d - dot);
+                                }
                             }
+                            let ds = view(&d, len, len, len);
+                            let dq = view_mut(&mut dqkv[col..], len, hd, stride);
+                            gemm(dq, false, ds, k, a.scale, Par::Seq);
+                            let dk = view_mut(&mut dqkv[h + col..], len, hd, stride);
+                            gemm(dk, false, ds.transpose(), q, a.scale, Par::Seq);
                         }
-                        let ds = view(&d, len, len, len);
-                        let dq = view_mut(&mut dqkv[col..], len, hd, stride);
-                        gemm(dq, false, ds, k, a.scale, Par::Seq);
-                        let dk = view_mut(&mut dqkv[h + col..], len, hd, stride);
-                        gemm(dk, false, ds.transpose(), q, a.scale, Par::Seq);
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -40,13 +40,6 @@ impl HeadLoss {
     }
 }
 
-/// `log Σ exp(x)` of a row.
-#[inline(always)]
-fn log_sum_exp(x: &[f32]) -> f32 {
-    let m = max(x);
-    m + sum_of(x, |v| exp(v - m)).ln()
-}
-
 impl CustomOp2 for HeadLoss {
     fn name(&self) -> &'static str {
         "fused-head-loss"
@@ -64,7 +57,10 @@ impl CustomOp2 for HeadLoss {
         let (m, h) = l1.shape().dims2()?;
         let (n, items_h) = l2.shape().dims2()?;
         if items_h != h || m == 0 || self.targets.len() != m {
-            candle_core::bail!("{}: need [m, h] states, [n, h] items, m targets", self.name());
+            candle_core::bail!(
+                "{}: need [m, h] states, [n, h] items, m targets",
+                self.name()
+            );
         }
         if self.targets.iter().any(|&t| t as usize >= n) {
             candle_core::bail!("{}: a target is not below {n}", self.name());
@@ -82,19 +78,33 @@ impl CustomOp2 for HeadLoss {
             let start = b * block;
             let x = view(&hidden[start * h..], rows, h, h);
             let logits = &mut logits[..rows * n];
-            gemm(view_mut(logits, rows, n, n), false, x, items_m.transpose(), 1.0, all_threads());
+            gemm(
+                view_mut(logits, rows, n, n),
+                false,
+                x,
+                items_m.transpose(),
+                1.0,
+                all_threads(),
+            );
             // Each row's loss, and its logits turned into d loss / d logits.
             total += logits
                 .par_chunks_mut(n)
                 .zip(targets)
                 .map(|(row, &t)| {
-                    vectorized(|| {
-                        let lse = log_sum_exp(row);
-                        let loss = (lse - row[t as usize]) as f64;
-                        row.iter_mut().for_each(|v| *v = scale * exp(*v - lse));
-                        row[t as usize] -= scale;
-                        loss
-                    })
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            // loss = log Σ exp(row) - row[t]; d/drow = softmax(row) - onehot(t).
+                            let (m, target) = (max(row), row[t as usize]);
+                            row.iter_mut().for_each(|v| *v = exp(*v - m));
+                            let sum = sum_of(row, |v| v);
+                            let loss = (m + sum.ln() - target) as f64;
+                            let norm = scale / sum;
+                            row.iter_mut().for_each(|v| *v *= norm);
+                            row[t as usize] -= scale;
+                            loss
+                        },
+                    )
                 })
                 .sum::<f64>();
             let d_logits = view(logits, rows, n, n);

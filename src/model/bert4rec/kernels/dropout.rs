@@ -57,11 +57,16 @@ impl CustomOp1 for Dropout {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
-        let out = map_rows([x], CHUNK, |c, [x], out| {
-            for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-                *o = v * self.0.factor(c * CHUNK + j);
-            }
-        });
+        let out = map_rows(
+            [x],
+            CHUNK,
+            #[inline(always)]
+            |c, [x], out| {
+                for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+                    *o = v * self.0.factor(c * CHUNK + j);
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 

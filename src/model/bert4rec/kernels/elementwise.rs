@@ -21,11 +21,16 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
-        let out = map_rows([x], CHUNK, |_, [x], out| {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-            }
-        });
+        let out = map_rows(
+            [x],
+            CHUNK,
+            #[inline(always)]
+            |_, [x], out| {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -53,13 +58,18 @@ impl CustomOp2 for GeluGrad {
         let x = contiguous(s1, l1, self.name())?;
         let g = contiguous(s2, l2, self.name())?;
         same_len([x, g], self.name())?;
-        let out = map_rows([x, g], CHUNK, |_, [x, g], out| {
-            for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
-                let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
-                *o = g * (cdf + v * pdf);
-            }
-        });
+        let out = map_rows(
+            [x, g],
+            CHUNK,
+            #[inline(always)]
+            |_, [x, g], out| {
+                for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
+                    let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                    let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
+                    *o = g * (cdf + v * pdf);
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

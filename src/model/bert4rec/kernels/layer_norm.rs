@@ -49,12 +49,17 @@ impl CustomOp3 for LayerNorm {
         if gamma.len() != n || beta.len() != n {
             candle_core::bail!("{}: gamma and beta need {n} values", self.name());
         }
-        let out = map_rows([x], n, |_, [x], y| {
-            let (mean, rstd) = moments(x, self.eps);
-            for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                *y = (v - mean) * rstd * g + b;
-            }
-        });
+        let out = map_rows(
+            [x],
+            n,
+            #[inline(always)]
+            |_, [x], y| {
+                let (mean, rstd) = moments(x, self.eps);
+                for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                    *y = (v - mean) * rstd * g + b;
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -112,26 +117,29 @@ impl CustomOp3 for LayerNormGrad {
                 let mut dgamma = vec![0f32; n];
                 let mut dbeta = vec![0f32; n];
                 let mut xhat = vec![0f32; n];
-                vectorized(|| {
-                    for (dx, (x, g)) in dx.chunks_mut(n).zip(x.chunks(n).zip(g.chunks(n))) {
-                        let (mean, rstd) = moments(x, self.0.eps);
-                        let (mut a, mut b) = ([0f32; LANES], [0f32; LANES]);
-                        for j in 0..n {
-                            xhat[j] = (x[j] - mean) * rstd;
-                            let gg = g[j] * gamma[j];
-                            dx[j] = gg;
-                            a[j % LANES] += gg;
-                            b[j % LANES] += gg * xhat[j];
-                            dgamma[j] += g[j] * xhat[j];
-                            dbeta[j] += g[j];
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (dx, (x, g)) in dx.chunks_mut(n).zip(x.chunks(n).zip(g.chunks(n))) {
+                            let (mean, rstd) = moments(x, self.0.eps);
+                            let (mut a, mut b) = ([0f32; LANES], [0f32; LANES]);
+                            for j in 0..n {
+                                xhat[j] = (x[j] - mean) * rstd;
+                                let gg = g[j] * gamma[j];
+                                dx[j] = gg;
+                                a[j % LANES] += gg;
+                                b[j % LANES] += gg * xhat[j];
+                                dgamma[j] += g[j] * xhat[j];
+                                dbeta[j] += g[j];
+                            }
+                            let a = a.iter().sum::<f32>() / n as f32;
+                            let b = b.iter().sum::<f32>() / n as f32;
+                            for (d, &xh) in dx.iter_mut().zip(&xhat) {
+                                *d = rstd * (*d - a - xh * b);
+                            }
                         }
-                        let a = a.iter().sum::<f32>() / n as f32;
-                        let b = b.iter().sum::<f32>() / n as f32;
-                        for (d, &xh) in dx.iter_mut().zip(&xhat) {
-                            *d = rstd * (*d - a - xh * b);
-                        }
-                    }
-                });
+                    },
+                );
                 (dgamma, dbeta)
             })
             .reduce(

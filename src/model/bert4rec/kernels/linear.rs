@@ -57,7 +57,14 @@ impl CustomOp3 for Linear {
             .for_each(|y| y.chunks_mut(output).for_each(|y| y.copy_from_slice(b)));
         let lhs = view(x, rows, input, input);
         let rhs = view(w, output, input, input).transpose();
-        gemm(view_mut(&mut y, rows, output, output), true, lhs, rhs, 1.0, all_threads());
+        gemm(
+            view_mut(&mut y, rows, output, output),
+            true,
+            lhs,
+            rhs,
+            1.0,
+            all_threads(),
+        );
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("checked non-empty") = output;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -74,8 +81,13 @@ impl CustomOp3 for Linear {
         // One op computes the three gradients into one buffer; each is a view of it.
         let all = x.apply_op3(w, &grad.contiguous()?, LinearGrad)?;
         let (nx, nw) = (x.elem_count(), w.elem_count());
-        let part = |start: usize, t: &Tensor| all.narrow(0, start, t.elem_count())?.reshape(t.shape());
-        Ok((Some(part(0, x)?), Some(part(nx, w)?), Some(part(nx + nw, b)?)))
+        let part =
+            |start: usize, t: &Tensor| all.narrow(0, start, t.elem_count())?.reshape(t.shape());
+        Ok((
+            Some(part(0, x)?),
+            Some(part(nx, w)?),
+            Some(part(nx + nw, b)?),
+        ))
     }
 }
 
@@ -111,8 +123,22 @@ impl CustomOp3 for LinearGrad {
         let dy_m = view(dy, rows, output, output);
         let x_m = view(x, rows, input, input);
         let w_m = view(w, output, input, input);
-        gemm(view_mut(dx, rows, input, input), false, dy_m, w_m, 1.0, all_threads());
-        gemm(view_mut(dw, output, input, input), false, dy_m.transpose(), x_m, 1.0, all_threads());
+        gemm(
+            view_mut(dx, rows, input, input),
+            false,
+            dy_m,
+            w_m,
+            1.0,
+            all_threads(),
+        );
+        gemm(
+            view_mut(dw, output, input, input),
+            false,
+            dy_m.transpose(),
+            x_m,
+            1.0,
+            all_threads(),
+        );
         db.copy_from_slice(&column_sum(dy, output));
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
@@ -155,7 +181,12 @@ mod tests {
             .broadcast_add(&b)
             .unwrap();
         close(&ours, &reference, 1e-5);
-        let g1 = (&ours * &out).unwrap().sum_all().unwrap().backward().unwrap();
+        let g1 = (&ours * &out)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let g2 = (&reference * &out)
             .unwrap()
             .sum_all()

@@ -70,13 +70,16 @@ fn map_rows<const K: usize>(
     out.par_chunks_mut(rows * width)
         .enumerate()
         .for_each(|(c, out)| {
-            vectorized(|| {
-                for (r, y) in out.chunks_mut(width).enumerate() {
-                    let row = c * rows + r;
-                    let start = row * width;
-                    f(row, inputs.map(|x| &x[start..start + y.len()]), y);
-                }
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (r, y) in out.chunks_mut(width).enumerate() {
+                        let row = c * rows + r;
+                        let start = row * width;
+                        f(row, inputs.map(|x| &x[start..start + y.len()]), y);
+                    }
+                },
+            )
         });
     out
 }
@@ -90,13 +93,16 @@ fn same_len<const K: usize>(inputs: [&[f32]; K], op: &str) -> Result<()> {
 }
 
 /// `e^x` to about 2 ulp, branch-free so loops over it vectorise; exactly 0 below -87.
-/// (Cephes' `expf`: range reduction by `ln 2`, degree-5 polynomial, exponent bits.)
+/// (Cephes' `expf`: range reduction by `ln 2`, degree-5 polynomial, exponent bits.) The
+/// integer `n` is read from the bits of `x log2(e) + 1.5 · 2^23` rather than cast from a
+/// float: Rust's saturating float-to-int cast keeps LLVM from vectorising the loop.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let xc = x.clamp(-87.0, 88.0);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -105,7 +111,12 @@ fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // The low bits of `shifted` hold n (two's complement), so these are 2^n's exponent bits.
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    let scale = f32::from_bits(biased << 23);
     if x < -87.0 { 0.0 } else { y * scale }
 }
 
