@@ -264,6 +264,23 @@ impl Encoder {
         len: usize,
         mode: &mut Mode,
     ) -> Result<Tensor, Bert4RecError> {
+        let h = self.config.hidden;
+        Ok(self
+            .encode(tokens, batch, len, mode, false)?
+            .reshape((batch, len, h))?)
+    }
+
+    /// Hidden states `[batch * len, hidden]`, or `[batch, hidden]` at each row's last
+    /// position when `last_only`: then the last layer computes that position alone (its
+    /// keys and values still come from every position), which is all a prediction reads.
+    fn encode(
+        &self,
+        tokens: &[u32],
+        batch: usize,
+        len: usize,
+        mode: &mut Mode,
+        last_only: bool,
+    ) -> Result<Tensor, Bert4RecError> {
         let (n, h) = (self.n_items() as u32, self.config.hidden);
         if len == 0 || len > self.config.max_len || tokens.len() != batch * len {
             return Err(Bert4RecError::Config(format!(
@@ -315,22 +332,24 @@ impl Encoder {
                 )?))
             }
         };
-        for layer in &self.layers {
-            x = self.layer(layer, &x, padding.as_ref(), batch, len, mode)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let last = last_only && i + 1 == self.layers.len();
+            x = self.layer(layer, &x, padding.as_ref(), (batch, len, last), mode)?;
         }
-        Ok(x.reshape((batch, len, h))?)
+        Ok(x)
     }
 
-    /// One post-norm transformer block on `x` = `[batch * len, hidden]`.
+    /// One post-norm transformer block on `x` = `[batch * len, hidden]`; with `last_only`
+    /// in `shape`, only each row's last position comes out (`[batch, hidden]`).
     fn layer(
         &self,
         l: &Layer,
         x: &Tensor,
         padding: Option<&Padding>,
-        batch: usize,
-        len: usize,
+        shape: (usize, usize, bool),
         mode: &mut Mode,
     ) -> Result<Tensor, Bert4RecError> {
+        let (batch, len, last_only) = shape;
         let kernels = mode.kernels(&self.device);
         let linear = |layer: &Linear, x: &Tensor| -> candle_core::Result<Tensor> {
             match (kernels, layer.bias()) {
@@ -338,7 +357,11 @@ impl Encoder {
                 _ => layer.forward(x),
             }
         };
-        let ctx = self.attention(l, x, padding, batch, len, mode)?;
+        let ctx = self.attention(l, x, padding, shape, mode)?;
+        let x = match last_only {
+            true => last_rows(x, batch, len)?,
+            false => x.clone(),
+        };
         let attn = self.dropout(&linear(&l.o, &ctx)?, mode)?;
         let x = l.attn_norm.forward(&(x + attn)?, kernels)?;
         let up = linear(&l.up, &x)?;
@@ -350,15 +373,14 @@ impl Encoder {
         Ok(l.ffn_norm.forward(&(x + ffn)?, kernels)?)
     }
 
-    /// The heads' outputs side by side, `[batch * len, hidden]`, before the output
-    /// projection.
+    /// The heads' outputs side by side, `[batch * len, hidden]` (`[batch, hidden]` for the
+    /// last positions only), before the output projection.
     fn attention(
         &self,
         l: &Layer,
         x: &Tensor,
         padding: Option<&Padding>,
-        batch: usize,
-        len: usize,
+        (batch, len, last_only): (usize, usize, bool),
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
         let (h, heads) = (self.config.hidden, self.config.heads);
@@ -382,6 +404,7 @@ impl Encoder {
                 scale: scale as f32,
                 padding,
                 dropout: self.dropout_mask(mode),
+                last_query_only: last_only,
             }
             .apply(&qkv);
         }
@@ -401,11 +424,15 @@ impl Encoder {
             Kernels::CandleInference => ops::softmax_last_dim(&scores)?,
             _ => self.dropout(&ops::softmax(&scores, D::Minus1)?, mode)?,
         };
-        probs
+        let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((batch * len, h))
+            .reshape((batch * len, h))?;
+        match last_only {
+            true => last_rows(&ctx, batch, len),
+            false => Ok(ctx),
+        }
     }
 
     /// A fresh dropout mask from the training generator; `None` in eval.
@@ -489,7 +516,15 @@ impl Encoder {
         batch: usize,
         len: usize,
     ) -> Result<Tensor, Bert4RecError> {
-        let hidden = self.forward(tokens, batch, len, &mut Mode::Eval)?;
-        Ok(hidden.narrow(1, len - 1, 1)?.squeeze(1)?)
+        self.encode(tokens, batch, len, &mut Mode::Eval, true)
     }
+}
+
+/// Rows `len - 1, 2 len - 1, ..` of `x: [batch * len, hidden]`: each sequence's last
+/// position, `[batch, hidden]`.
+fn last_rows(x: &Tensor, batch: usize, len: usize) -> candle_core::Result<Tensor> {
+    let h = x.dim(1)?;
+    x.reshape((batch, len, h))?
+        .narrow(1, len - 1, 1)?
+        .reshape((batch, h))
 }

@@ -35,6 +35,9 @@ pub struct Attention {
     /// Attention dropout in training. Element `j` of score row `r` (rows counted over
     /// `[batch, heads, len]`) is element `r * len + j` of the mask.
     pub dropout: Option<DropoutMask>,
+    /// Only each sequence's last position as a query, giving `[batch, hidden]`: all that
+    /// a prediction's last layer needs. Forward only.
+    pub last_query_only: bool,
 }
 
 /// One sequence's share of the work: its rows of the projections, and where it writes.
@@ -63,16 +66,26 @@ impl Attention {
         Ok(width / 3)
     }
 
+    /// The first query position and the number of queries of each sequence.
+    fn queries(&self) -> (usize, usize) {
+        match self.last_query_only {
+            true => (self.len - 1, 1),
+            false => (0, self.len),
+        }
+    }
+
     /// Writes the softmax (padding masked, dropout not applied) of head `head`'s scores
-    /// into `p` (`len × len`). Inlined so that it is compiled for the caller's SIMD level.
+    /// into `p` (`queries × len`). Inlined so that it is compiled for the caller's SIMD
+    /// level.
     #[inline(always)]
     fn probabilities(&self, s: &Sequence, head: usize, hidden: usize, p: &mut [f32]) {
         let (len, hd) = (self.len, hidden / self.heads);
+        let (first, queries) = self.queries();
         let stride = 3 * hidden;
-        let q = view(&s.qkv[head * hd..], len, hd, stride);
+        let q = view(&s.qkv[first * stride + head * hd..], queries, hd, stride);
         let k = view(&s.qkv[hidden + head * hd..], len, hd, stride);
         gemm(
-            view_mut(p, len, len, len),
+            view_mut(p, queries, len, len),
             false,
             q,
             k.transpose(),
@@ -104,7 +117,7 @@ impl Attention {
         let Some(mask) = &self.dropout else {
             return;
         };
-        let first = (seq * self.heads + head) * self.len * self.len;
+        let first = ((seq * self.heads + head) * self.len + self.queries().0) * self.len;
         for (j, v) in p.iter_mut().enumerate() {
             *v *= mask.factor(first + j);
         }
@@ -130,11 +143,12 @@ impl CustomOp1 for Attention {
         let qkv = contiguous(s, l, self.name())?;
         let h = self.hidden(l, self.name())?;
         let (len, hd) = (self.len, h / self.heads);
-        let mut out = vec![0f32; self.batch * len * h];
-        out.par_chunks_mut(len * h)
+        let (_, queries) = self.queries();
+        let mut out = vec![0f32; self.batch * queries * h];
+        out.par_chunks_mut(queries * h)
             .zip(self.sequences(qkv, h))
             .for_each(|(out, seq)| {
-                let mut p = vec![0f32; len * len];
+                let mut p = vec![0f32; queries * len];
                 vectorized(
                     #[inline(always)]
                     || {
@@ -142,16 +156,19 @@ impl CustomOp1 for Attention {
                             self.probabilities(&seq, head, h, &mut p);
                             self.drop(seq.index, head, &mut p);
                             let v = view(&seq.qkv[2 * h + head * hd..], len, hd, 3 * h);
-                            let ctx = view_mut(&mut out[head * hd..], len, hd, h);
-                            gemm(ctx, false, view(&p, len, len, len), v, 1.0, Par::Seq);
+                            let ctx = view_mut(&mut out[head * hd..], queries, hd, h);
+                            gemm(ctx, false, view(&p, queries, len, len), v, 1.0, Par::Seq);
                         }
                     },
                 )
             });
-        Ok((CpuStorage::F32(out), Shape::from((self.batch * len, h))))
+        Ok((CpuStorage::F32(out), Shape::from((self.batch * queries, h))))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if self.last_query_only {
+            candle_core::bail!("{}: no backward pass for the last query alone", self.name());
+        }
         let grad = grad.contiguous()?;
         Ok(Some(qkv.apply_op2(&grad, AttentionGrad(self.clone()))?))
     }
@@ -296,6 +313,7 @@ mod tests {
                 scale: 1.0 / ((h / heads) as f32).sqrt(),
                 padding: Some(Arc::new(padding.clone())),
                 dropout,
+                last_query_only: false,
             };
             let qkv = var(&[batch * len, 3 * h], 5);
             let w = weights(&[batch * len, h]);
@@ -305,6 +323,21 @@ mod tests {
             let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (&want * &w).unwrap().sum_all().unwrap().backward().unwrap();
             close(g1.get(&qkv).unwrap(), g2.get(&qkv).unwrap(), 1e-4);
+            // The last query alone gives the last row of each sequence (no dropout there:
+            // it serves predictions).
+            let last = Attention {
+                last_query_only: true,
+                dropout: None,
+                ..a.clone()
+            };
+            let full = Attention { dropout: None, ..a };
+            let all = full.apply(&qkv).unwrap().reshape((batch, len, h)).unwrap();
+            let want = all
+                .narrow(1, len - 1, 1)
+                .unwrap()
+                .reshape((batch, h))
+                .unwrap();
+            close(&last.apply(&qkv).unwrap(), &want, 1e-6);
         }
     }
 
@@ -318,6 +351,7 @@ mod tests {
             scale: 0.5,
             padding: Some(Arc::new(vec![true, true, false, false, false])),
             dropout: None,
+            last_query_only: false,
         };
         let qkv = var(&[len, 3 * h], 2);
         let out = a.apply(&qkv).unwrap();
