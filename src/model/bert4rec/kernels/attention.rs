@@ -323,22 +323,30 @@ mod tests {
             let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (&want * &w).unwrap().sum_all().unwrap().backward().unwrap();
             close(g1.get(&qkv).unwrap(), g2.get(&qkv).unwrap(), 1e-4);
-            // The last query alone gives the last row of each sequence (no dropout there:
-            // it serves predictions).
-            let last = Attention {
-                last_query_only: true,
-                dropout: None,
-                ..a.clone()
-            };
-            let full = Attention { dropout: None, ..a };
-            let all = full.apply(&qkv).unwrap().reshape((batch, len, h)).unwrap();
-            let want = all
-                .narrow(1, len - 1, 1)
-                .unwrap()
-                .reshape((batch, h))
-                .unwrap();
-            close(&last.apply(&qkv).unwrap(), &want, 1e-6);
         }
+        // The last query alone gives the last row of each sequence (no dropout: it serves
+        // predictions).
+        let full = Attention {
+            batch,
+            len,
+            heads,
+            scale: 0.5,
+            padding: Some(Arc::new(padding)),
+            dropout: None,
+            last_query_only: false,
+        };
+        let last = Attention {
+            last_query_only: true,
+            ..full.clone()
+        };
+        let qkv = var(&[batch * len, 3 * h], 6);
+        let all = full.apply(&qkv).unwrap().reshape((batch, len, h)).unwrap();
+        let want = all
+            .narrow(1, len - 1, 1)
+            .unwrap()
+            .reshape((batch, h))
+            .unwrap();
+        close(&last.apply(&qkv).unwrap(), &want, 1e-6);
     }
 
     #[test]

@@ -67,17 +67,13 @@ impl CustomOp3 for LayerNorm {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
+        beta: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let n = gamma.dim(0)?;
-        let rows = x.elem_count() / n;
         // One buffer: `rows` rows of dx, then d gamma, then d beta.
         let all = x.apply_op3(&grad.contiguous()?, gamma, LayerNormGrad(*self))?;
-        let dx = all.narrow(0, 0, rows)?.reshape(x.shape())?;
-        let dgamma = all.get(rows)?;
-        let dbeta = all.get(rows + 1)?;
+        let [dx, dgamma, dbeta] = split_like(&all, [x, gamma, beta])?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }

@@ -19,16 +19,16 @@ impl Linear {
     }
 }
 
-/// `(rows, input, output)` of the three operands, checked against each other.
-fn dims(x: &Layout, w: &Layout, b: &Layout, op: &str) -> Result<(usize, usize, usize)> {
+/// `(rows, input, output)` of `x: [.., input]` and `w: [output, input]`, checked against
+/// each other.
+fn dims(x: &Layout, w: &Layout, op: &str) -> Result<(usize, usize, usize)> {
     let input = last_dim(x, op)?;
     let (output, w_input) = w.shape().dims2()?;
-    if w_input != input || b.shape().elem_count() != output {
+    if w_input != input {
         candle_core::bail!(
-            "{op}: x {:?}, w {:?} and b {:?} do not form a linear layer",
+            "{op}: x {:?} and w {:?} do not form a linear layer",
             x.shape(),
-            w.shape(),
-            b.shape()
+            w.shape()
         );
     }
     Ok((x.shape().elem_count() / input, input, output))
@@ -48,10 +48,13 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, input, output) = dims(l1, l2, l3, self.name())?;
+        let (rows, input, output) = dims(l1, l2, self.name())?;
         let x = contiguous(s1, l1, self.name())?;
         let w = contiguous(s2, l2, self.name())?;
         let b = contiguous(s3, l3, self.name())?;
+        if b.len() != output {
+            candle_core::bail!("{}: the bias needs {output} values", self.name());
+        }
         let mut y = vec![0f32; rows * output];
         y.par_chunks_mut(rows_per_task(output) * output)
             .for_each(|y| y.chunks_mut(output).for_each(|y| y.copy_from_slice(b)));
@@ -80,14 +83,8 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // One op computes the three gradients into one buffer; each is a view of it.
         let all = x.apply_op3(w, &grad.contiguous()?, LinearGrad)?;
-        let (nx, nw) = (x.elem_count(), w.elem_count());
-        let part =
-            |start: usize, t: &Tensor| all.narrow(0, start, t.elem_count())?.reshape(t.shape());
-        Ok((
-            Some(part(0, x)?),
-            Some(part(nx, w)?),
-            Some(part(nx + nw, b)?),
-        ))
+        let [dx, dw, db] = split_like(&all, [x, w, b])?;
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
@@ -108,14 +105,15 @@ impl CustomOp3 for LinearGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let (rows, input, output) = dims(l1, l2, self.name())?;
         let x = contiguous(s1, l1, self.name())?;
         let w = contiguous(s2, l2, self.name())?;
         let dy = contiguous(s3, l3, self.name())?;
-        let input = last_dim(l1, self.name())?;
-        let (output, _) = l2.shape().dims2()?;
-        let rows = x.len() / input;
-        if dy.len() != rows * output || w.len() != output * input {
-            candle_core::bail!("{}: operands of mismatched sizes", self.name());
+        if dy.len() != rows * output {
+            candle_core::bail!(
+                "{}: the gradient needs {rows} rows of {output}",
+                self.name()
+            );
         }
         let mut out = vec![0f32; rows * input + output * input + output];
         let (dx, rest) = out.split_at_mut(rows * input);

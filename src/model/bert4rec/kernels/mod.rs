@@ -35,7 +35,7 @@ pub use elementwise::Gelu;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 
-use candle_core::{Layout, Result};
+use candle_core::{Layout, Result, Tensor};
 use rayon::prelude::*;
 
 pub(crate) use crate::model::device::cpu_f32 as contiguous;
@@ -90,6 +90,23 @@ fn same_len<const K: usize>(inputs: [&[f32]; K], op: &str) -> Result<()> {
         candle_core::bail!("{op}: inputs of different lengths");
     }
     Ok(())
+}
+
+/// Consecutive parts of the buffer `all`, each shaped like the matching tensor of `like`:
+/// how a backward pass that computes several gradients in one op (one buffer) hands each
+/// back, as views without copies.
+fn split_like<const K: usize>(all: &Tensor, like: [&Tensor; K]) -> Result<[Tensor; K]> {
+    let all = all.flatten_all()?;
+    let mut start = 0;
+    let parts = like
+        .iter()
+        .map(|t| {
+            let part = all.narrow(0, start, t.elem_count())?.reshape(t.shape());
+            start += t.elem_count();
+            part
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(parts.try_into().expect("one part per tensor"))
 }
 
 /// `e^x` to about 2 ulp, branch-free so loops over it vectorise; exactly 0 below -87.
