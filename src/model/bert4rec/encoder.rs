@@ -362,15 +362,18 @@ impl Encoder {
             true => last_rows(x, batch, len)?,
             false => x.clone(),
         };
-        let attn = self.dropout(&linear(&l.o, &ctx)?, mode)?;
-        let x = l.attn_norm.forward(&(x + attn)?, kernels)?;
+        let attn = linear(&l.o, &ctx)?;
+        let x = l
+            .attn_norm
+            .forward(&self.residual(&x, &attn, mode)?, kernels)?;
         let up = linear(&l.up, &x)?;
         let up = match kernels {
             Kernels::Fused => kernels::Gelu::apply(&up)?,
             _ => up.gelu_erf()?,
         };
-        let ffn = self.dropout(&linear(&l.down, &up)?, mode)?;
-        Ok(l.ffn_norm.forward(&(x + ffn)?, kernels)?)
+        let ffn = linear(&l.down, &up)?;
+        Ok(l.ffn_norm
+            .forward(&self.residual(&x, &ffn, mode)?, kernels)?)
     }
 
     /// The heads' outputs side by side, `[batch * len, hidden]` (`[batch, hidden]` for the
@@ -443,6 +446,14 @@ impl Encoder {
             }
             _ => None,
         }
+    }
+
+    /// `x + dropout(y)`: a residual connection around a branch (one fused op on the CPU).
+    fn residual(&self, x: &Tensor, y: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
+        if self.device.is_cpu() {
+            return kernels::Residual(self.dropout_mask(mode)).apply(x, y);
+        }
+        x + self.dropout(y, mode)?
     }
 
     /// Inverted dropout with a mask drawn from the training generator; identity in eval.

@@ -1,7 +1,8 @@
 //! Inverted dropout whose mask is a hash of (seed, element index): regenerated exactly in
-//! backward, independent of how rows are split among threads.
+//! backward, independent of how rows are split among threads. Alone, or on the branch of a
+//! residual connection (`x + dropout(y)` in one pass, as every BERT block ends).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::*;
 
@@ -75,6 +76,68 @@ impl CustomOp1 for Dropout {
     }
 }
 
+/// `x + y * mask`: a residual connection around a dropped-out branch (`mask` `None`: no
+/// dropout). One pass instead of two ops; the gradient reaches `x` unchanged and `y`
+/// through the same mask as [`Dropout`] would apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Residual(pub Option<DropoutMask>);
+
+impl Residual {
+    pub fn apply(self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op2(&y.contiguous()?, self)
+    }
+}
+
+impl CustomOp2 for Residual {
+    fn name(&self) -> &'static str {
+        "fused-residual-dropout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, self.name())?;
+        let y = contiguous(s2, l2, self.name())?;
+        same_len([x, y], self.name())?;
+        let out = map_rows(
+            [x, y],
+            CHUNK,
+            #[inline(always)]
+            |c, [x, y], out| match &self.0 {
+                Some(mask) => {
+                    for (j, ((o, &x), &y)) in out.iter_mut().zip(x).zip(y).enumerate() {
+                        *o = x + y * mask.factor(c * CHUNK + j);
+                    }
+                }
+                None => {
+                    for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+                        *o = x + y;
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = match self.0 {
+            Some(mask) => Dropout(mask).apply(grad)?,
+            None => grad.clone(),
+        };
+        Ok((Some(grad.clone()), Some(dy)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +157,32 @@ mod tests {
         // d(sum y)/dx is the mask itself.
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert_eq!(grads.get(&x).unwrap().to_vec1::<f32>().unwrap(), kept);
+    }
+
+    #[test]
+    fn residual_matches_an_add_and_dropout_forward_and_backward() {
+        use crate::model::bert4rec::kernels::test_support::{close, var, weights};
+        let x = var(&[9, 5_000], 3);
+        let y = var(&[9, 5_000], 4);
+        let w = weights(&[9, 5_000]);
+        for mask in [None, Some(DropoutMask::new(5, 0.1))] {
+            let ours = Residual(mask).apply(&x, &y).unwrap();
+            let dropped = match mask {
+                Some(m) => Dropout(m).apply(&y).unwrap(),
+                None => y.as_tensor().clone(),
+            };
+            let reference = (x.as_tensor() + dropped).unwrap();
+            close(&ours, &reference, 0.0);
+            let g1 = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&reference * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for v in [&x, &y] {
+                close(g1.get(v).unwrap(), g2.get(v).unwrap(), 0.0);
+            }
+        }
     }
 }

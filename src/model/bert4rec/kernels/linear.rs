@@ -55,9 +55,8 @@ impl CustomOp3 for Linear {
         if b.len() != output {
             candle_core::bail!("{}: the bias needs {output} values", self.name());
         }
-        let mut y = vec![0f32; rows * output];
-        y.par_chunks_mut(rows_per_task(output) * output)
-            .for_each(|y| y.chunks_mut(output).for_each(|y| y.copy_from_slice(b)));
+        // Written once: the bias rows are the product's starting value.
+        let mut y = b.repeat(rows);
         let lhs = view(x, rows, input, input);
         let rhs = view(w, output, input, input).transpose();
         gemm(

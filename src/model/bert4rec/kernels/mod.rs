@@ -30,7 +30,7 @@ mod linear;
 
 pub use attention::Attention;
 pub use cross_entropy::HeadLoss;
-pub use dropout::{Dropout, DropoutMask};
+pub use dropout::{Dropout, DropoutMask, Residual};
 pub use elementwise::Gelu;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
