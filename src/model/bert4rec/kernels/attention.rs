@@ -52,6 +52,15 @@ impl Attention {
         qkv.contiguous()?.apply_op1(self.clone())
     }
 
+    /// The gradient with respect to `qkv`, from `d_out`, that of the output.
+    pub fn backward(&self, qkv: &Tensor, d_out: &Tensor) -> Result<Tensor> {
+        if self.last_query_only {
+            candle_core::bail!("fused-attention: no backward pass for the last query alone");
+        }
+        qkv.contiguous()?
+            .apply_op2_no_bwd(&d_out.contiguous()?, &AttentionGrad(self.clone()))
+    }
+
     fn hidden(&self, l: &Layout, op: &str) -> Result<usize> {
         let width = last_dim(l, op)?;
         let tokens = l.shape().elem_count() / width;
@@ -166,11 +175,7 @@ impl CustomOp1 for Attention {
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        if self.last_query_only {
-            candle_core::bail!("{}: no backward pass for the last query alone", self.name());
-        }
-        let grad = grad.contiguous()?;
-        Ok(Some(qkv.apply_op2(&grad, AttentionGrad(self.clone()))?))
+        Ok(Some(self.backward(qkv, grad)?))
     }
 }
 

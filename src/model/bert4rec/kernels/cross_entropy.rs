@@ -38,6 +38,34 @@ impl HeadLoss {
         };
         hidden.contiguous()?.apply_op2(&items.contiguous()?, op)
     }
+
+    /// The loss and its gradients together, outside candle's autograd: `(loss, d hidden,
+    /// d items)`, the last only when `train_items`.
+    pub fn loss_and_gradients(
+        hidden: &Tensor,
+        items: &Tensor,
+        targets: &[u32],
+        train_items: bool,
+    ) -> Result<(f32, Tensor, Option<Tensor>)> {
+        let op = HeadLoss {
+            targets: targets.to_vec(),
+            train: (true, train_items),
+            grads: OnceLock::new(),
+        };
+        let loss = (hidden.contiguous()?)
+            .apply_op2_no_bwd(&items.contiguous()?, &op)?
+            .to_scalar::<f32>()?;
+        let Some((d_hidden, d_items)) = op.grads.into_inner() else {
+            candle_core::bail!("fused-head-loss: no gradients after the forward pass");
+        };
+        let dev = hidden.device();
+        let d_items = (d_items.map(|d| Tensor::from_vec(d, items.shape(), dev))).transpose()?;
+        Ok((
+            loss,
+            Tensor::from_vec(d_hidden, hidden.shape(), dev)?,
+            d_items,
+        ))
+    }
 }
 
 impl CustomOp2 for HeadLoss {

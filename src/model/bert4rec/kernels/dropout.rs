@@ -86,6 +86,14 @@ impl Residual {
     pub fn apply(self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op2(&y.contiguous()?, self)
     }
+
+    /// The gradient of the branch `y` from `d_out`; that of `x` is `d_out` itself.
+    pub fn branch_backward(self, d_out: &Tensor) -> Result<Tensor> {
+        match self.0 {
+            Some(mask) => Dropout(mask).apply(d_out),
+            None => Ok(d_out.clone()),
+        }
+    }
 }
 
 impl CustomOp2 for Residual {
@@ -130,11 +138,7 @@ impl CustomOp2 for Residual {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = match self.0 {
-            Some(mask) => Dropout(mask).apply(grad)?,
-            None => grad.clone(),
-        };
-        Ok((Some(grad.clone()), Some(dy)))
+        Ok((Some(grad.clone()), Some(self.branch_backward(grad)?)))
     }
 }
 

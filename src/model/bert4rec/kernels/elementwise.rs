@@ -12,6 +12,12 @@ impl Gelu {
     pub fn apply(x: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op1(Gelu)
     }
+
+    /// `dx` from the input `x` and the gradient `dy` of the output.
+    pub fn backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        x.contiguous()?
+            .apply_op2_no_bwd(&dy.contiguous()?, &GeluGrad)
+    }
 }
 
 impl CustomOp1 for Gelu {
@@ -35,7 +41,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2(&grad.contiguous()?, GeluGrad)?))
+        Ok(Some(Gelu::backward(x, grad)?))
     }
 }
 

@@ -26,6 +26,17 @@ impl LayerNorm {
     pub fn apply(self, x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op3(gamma, beta, self)
     }
+
+    /// `[dx, dgamma, dbeta]` from the gradient `dy` of the output, computed by one op into
+    /// one buffer (each gradient is a view of it).
+    pub fn backward(self, x: &Tensor, gamma: &Tensor, dy: &Tensor) -> Result<[Tensor; 3]> {
+        let all = x.contiguous()?.apply_op3_no_bwd(
+            &dy.contiguous()?,
+            &gamma.contiguous()?,
+            &LayerNormGrad(self),
+        )?;
+        split_like(&all, [x.shape(), gamma.shape(), gamma.shape()])
+    }
 }
 
 impl CustomOp3 for LayerNorm {
@@ -67,13 +78,11 @@ impl CustomOp3 for LayerNorm {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        beta: &Tensor,
+        _beta: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // One buffer: `rows` rows of dx, then d gamma, then d beta.
-        let all = x.apply_op3(&grad.contiguous()?, gamma, LayerNormGrad(*self))?;
-        let [dx, dgamma, dbeta] = split_like(&all, [x, gamma, beta])?;
+        let [dx, dgamma, dbeta] = self.backward(x, gamma, grad)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }

@@ -17,6 +17,16 @@ impl Linear {
         x.contiguous()?
             .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
     }
+
+    /// `[dx, dw, db]` from the gradient `dy` of the output, computed by one op into one
+    /// buffer (each gradient is a view of it).
+    pub fn backward(x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<[Tensor; 3]> {
+        let all =
+            x.contiguous()?
+                .apply_op3_no_bwd(&w.contiguous()?, &dy.contiguous()?, &LinearGrad)?;
+        let bias = Shape::from(w.dim(0)?);
+        split_like(&all, [x.shape(), w.shape(), &bias])
+    }
 }
 
 /// `(rows, input, output)` of `x: [.., input]` and `w: [output, input]`, checked against
@@ -76,13 +86,11 @@ impl CustomOp3 for Linear {
         &self,
         x: &Tensor,
         w: &Tensor,
-        b: &Tensor,
+        _b: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // One op computes the three gradients into one buffer; each is a view of it.
-        let all = x.apply_op3(w, &grad.contiguous()?, LinearGrad)?;
-        let [dx, dw, db] = split_like(&all, [x, w, b])?;
+        let [dx, dw, db] = Linear::backward(x, w, grad)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }

@@ -1,6 +1,6 @@
-//! Fused CPU kernels, each with its own backward pass, for the whole encoder: linear layers,
-//! multi-head attention (key-padding mask and attention dropout folded in), layer norm,
-//! GELU, dropout, and the tied head with its masked cross-entropy.
+//! Fused CPU kernels, each with its own backward pass, for the whole encoder: the input
+//! embeddings, linear layers, multi-head attention (key-padding mask and attention dropout
+//! folded in), layer norm, GELU, dropout, and the tied head with its masked cross-entropy.
 //!
 //! Written with candle's generic tensor ops, each element-wise step is five to ten passes
 //! over memory forward and as many backward, and attention allocates tensors as large as
@@ -16,14 +16,17 @@
 //!
 //! CUDA has none of these kernels; the encoder uses candle's ops there.
 //!
-//! One file per op: [`linear`], [`attention`], [`layer_norm`], [`elementwise`] (GELU),
-//! [`dropout`], [`cross_entropy`] (the tied head's loss); [`gemm`] wraps faer; this file
-//! holds the row-parallel scaffolding and the scalar functions they share.
+//! One file per op: [`embedding`], [`linear`], [`attention`], [`layer_norm`],
+//! [`elementwise`] (GELU), [`dropout`], [`cross_entropy`] (the tied head's loss); [`gemm`]
+//! wraps faer; this file holds the row-parallel scaffolding and the scalar functions they
+//! share. Each op's `backward` is callable on its own: training on the CPU runs them in
+//! order itself rather than through candle's autograd (see the encoder's `cpu` module).
 
 mod attention;
 mod cross_entropy;
 mod dropout;
 mod elementwise;
+mod embedding;
 mod gemm;
 mod layer_norm;
 mod linear;
@@ -32,10 +35,11 @@ pub use attention::Attention;
 pub use cross_entropy::HeadLoss;
 pub use dropout::{Dropout, DropoutMask, Residual};
 pub use elementwise::Gelu;
+pub use embedding::Embed;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 
-use candle_core::{Layout, Result, Tensor};
+use candle_core::{Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 pub(crate) use crate::model::device::cpu_f32 as contiguous;
@@ -92,17 +96,17 @@ fn same_len<const K: usize>(inputs: [&[f32]; K], op: &str) -> Result<()> {
     Ok(())
 }
 
-/// Consecutive parts of the buffer `all`, each shaped like the matching tensor of `like`:
-/// how a backward pass that computes several gradients in one op (one buffer) hands each
-/// back, as views without copies.
-fn split_like<const K: usize>(all: &Tensor, like: [&Tensor; K]) -> Result<[Tensor; K]> {
+/// Consecutive parts of the buffer `all`, each of the matching shape: how a backward pass
+/// that computes several gradients in one op (one buffer) hands each back, as views
+/// without copies.
+fn split_like<const K: usize>(all: &Tensor, shapes: [&Shape; K]) -> Result<[Tensor; K]> {
     let all = all.flatten_all()?;
     let mut start = 0;
-    let parts = like
+    let parts = shapes
         .iter()
-        .map(|t| {
-            let part = all.narrow(0, start, t.elem_count())?.reshape(t.shape());
-            start += t.elem_count();
+        .map(|&shape| {
+            let part = all.narrow(0, start, shape.elem_count())?.reshape(shape);
+            start += shape.elem_count();
             part
         })
         .collect::<Result<Vec<_>>>()?;
