@@ -2,11 +2,11 @@
 //! with a key-padding mask, post-norm layers, exact GELU, and dropout drawn from a seeded
 //! generator that is active only in training.
 //!
-//! On the CPU every step (the linear layers, attention with its mask and dropout, layer
-//! norm, GELU, dropout, the tied head's cross-entropy) runs in the fused kernels of
-//! [`super::kernels`], which carry their own backward passes. On CUDA, training uses
-//! candle's generic ops (its fused kernels have no backward pass) and inference its fused
-//! kernels.
+//! This file holds the model (its variables, their initialisation) and what callers use:
+//! hidden states, logits, the masked loss and a training step's gradients. Two children
+//! compute them: [`cpu`] runs the fused kernels of [`super::kernels`] and a training step's
+//! backward pass by hand; [`candle`] runs candle's ops on other devices (CUDA), its fused
+//! kernels in inference and its generic ops, which have backward passes, in training.
 //!
 //! Token ids: `0..n` are tracks (rows of the item table), `n` is [MASK], `n + 1` is [PAD],
 //! where `n` is the number of rows of the item table *now*: a frozen content table can grow
@@ -15,19 +15,18 @@
 //! Positions are right-aligned: the last token of a row always has position `max_len - 1`.
 //! With left padding, a sequence therefore reads the same positions whether or not it is
 //! padded, and padding (masked out of attention) cannot change its outputs.
-//!
-//! Over 400 lines on purpose: one network (embeddings, attention, feed-forward, tied head,
-//! masked loss) whose CPU and CUDA paths must be read side by side; its per-op kernels
-//! already live in `kernels/`.
 
-use std::sync::Arc;
+mod candle;
+mod cpu;
 
-use candle_core::{D, DType, Device, Tensor, Var};
-use candle_nn::{Linear, Module, VarMap, ops};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Linear, VarMap};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
+use super::batch::Batch;
 use super::kernels::{self, DropoutMask};
 use super::{Bert4RecError, ModelConfig};
 
@@ -46,48 +45,6 @@ pub enum Mode<'a> {
 struct Norm {
     gamma: Tensor,
     beta: Tensor,
-}
-
-impl Norm {
-    fn forward(&self, x: &Tensor, kernels: Kernels) -> candle_core::Result<Tensor> {
-        match kernels {
-            Kernels::Fused => kernels::LayerNorm { eps: LN_EPS }.apply(x, &self.gamma, &self.beta),
-            Kernels::CandleInference => {
-                ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, LN_EPS)
-            }
-            Kernels::CandleTraining => ops::layer_norm_slow(x, &self.gamma, &self.beta, LN_EPS),
-        }
-    }
-}
-
-/// Which implementation of the element-wise ops a forward pass runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kernels {
-    /// The CPU kernels of [`fused`], training and inference alike.
-    Fused,
-    /// candle's fused kernels (no backward pass): inference on other devices.
-    CandleInference,
-    /// candle's generic ops, which have backward passes: training on other devices.
-    CandleTraining,
-}
-
-impl Mode<'_> {
-    fn kernels(&self, device: &Device) -> Kernels {
-        match (device.is_cpu(), self) {
-            (true, _) => Kernels::Fused,
-            (false, Mode::Eval) => Kernels::CandleInference,
-            (false, Mode::Train(_)) => Kernels::CandleTraining,
-        }
-    }
-}
-
-/// Which keys are padding, in the form the attention softmax of the kernels in use reads.
-enum Padding {
-    /// Per `(batch, key)`, for the fused softmax.
-    Flags(Arc<Vec<bool>>),
-    /// `[batch, 1, 1, len]`: [`MASKED_SCORE`] at padding keys, else 0, added to candle's
-    /// scores.
-    Bias(Tensor),
 }
 
 struct Layer {
@@ -281,7 +238,16 @@ impl Encoder {
         mode: &mut Mode,
         last_only: bool,
     ) -> Result<Tensor, Bert4RecError> {
-        let (n, h) = (self.n_items() as u32, self.config.hidden);
+        self.check_tokens(tokens, batch, len)?;
+        let shape = (batch, len, last_only);
+        if self.device.is_cpu() {
+            return Ok(self.cpu_forward(tokens, shape, mode, false)?.0);
+        }
+        Ok(self.candle_forward(tokens, shape, mode)?)
+    }
+
+    /// Checks that `tokens` form `batch` rows of `len` valid ids.
+    fn check_tokens(&self, tokens: &[u32], batch: usize, len: usize) -> Result<(), Bert4RecError> {
         if len == 0 || len > self.config.max_len || tokens.len() != batch * len {
             return Err(Bert4RecError::Config(format!(
                 "{} tokens do not form {batch} rows of length {len} (max {})",
@@ -289,153 +255,18 @@ impl Encoder {
                 self.config.max_len
             )));
         }
-        if let Some(bad) = tokens.iter().find(|&&t| t > n + 1) {
+        if let Some(bad) = tokens.iter().find(|&&t| t > self.pad_token()) {
             return Err(Bert4RecError::Config(format!(
                 "token {bad} is out of range"
             )));
         }
-        let dev = &self.device;
-        let track_ids: Vec<u32> = tokens.iter().map(|&t| if t < n { t } else { 0 }).collect();
-        let special_ids: Vec<u32> = tokens.iter().map(|&t| t.saturating_sub(n)).collect();
-        let is_special: Vec<f32> = tokens.iter().map(|&t| (t >= n) as u8 as f32).collect();
-        let is_special = Tensor::from_vec(is_special, (batch * len, 1), dev)?;
-        let tracks = self
-            .items
-            .index_select(&Tensor::from_vec(track_ids, batch * len, dev)?, 0)?;
-        let special = self
-            .special
-            .index_select(&Tensor::from_vec(special_ids, batch * len, dev)?, 0)?;
-        let emb = (tracks.broadcast_mul(&(1.0 - &is_special)?)?
-            + special.broadcast_mul(&is_special)?)?
-        .reshape((batch, len, h))?;
-        let pos = self.positions.narrow(0, self.config.max_len - len, len)?;
-        let kernels = mode.kernels(dev);
-        let x = self.emb_norm.forward(&emb.broadcast_add(&pos)?, kernels)?;
-        let mut x = self.dropout(&x, mode)?.reshape((batch * len, h))?;
-
-        let pad = n + 1;
-        // No padding, no mask: skip a pass over the `[batch, heads, len, len]` scores.
-        let padding = match (tokens.contains(&pad), kernels) {
-            (false, _) => None,
-            (true, Kernels::Fused) => Some(Padding::Flags(Arc::new(
-                tokens.iter().map(|&t| t == pad).collect(),
-            ))),
-            (true, _) => {
-                let bias: Vec<f32> = tokens
-                    .iter()
-                    .map(|&t| if t == pad { MASKED_SCORE } else { 0.0 })
-                    .collect();
-                Some(Padding::Bias(Tensor::from_vec(
-                    bias,
-                    (batch, 1, 1, len),
-                    dev,
-                )?))
-            }
-        };
-        for (i, layer) in self.layers.iter().enumerate() {
-            let last = last_only && i + 1 == self.layers.len();
-            x = self.layer(layer, &x, padding.as_ref(), (batch, len, last), mode)?;
-        }
-        Ok(x)
+        Ok(())
     }
 
-    /// One post-norm transformer block on `x` = `[batch * len, hidden]`; with `last_only`
-    /// in `shape`, only each row's last position comes out (`[batch, hidden]`).
-    fn layer(
-        &self,
-        l: &Layer,
-        x: &Tensor,
-        padding: Option<&Padding>,
-        shape: (usize, usize, bool),
-        mode: &mut Mode,
-    ) -> Result<Tensor, Bert4RecError> {
-        let (batch, len, last_only) = shape;
-        let kernels = mode.kernels(&self.device);
-        let linear = |layer: &Linear, x: &Tensor| -> candle_core::Result<Tensor> {
-            match (kernels, layer.bias()) {
-                (Kernels::Fused, Some(b)) => kernels::Linear::apply(x, layer.weight(), b),
-                _ => layer.forward(x),
-            }
-        };
-        let ctx = self.attention(l, x, padding, shape, mode)?;
-        let x = match last_only {
-            true => last_rows(x, batch, len)?,
-            false => x.clone(),
-        };
-        let attn = linear(&l.o, &ctx)?;
-        let x = l
-            .attn_norm
-            .forward(&self.residual(&x, &attn, mode)?, kernels)?;
-        let up = linear(&l.up, &x)?;
-        let up = match kernels {
-            Kernels::Fused => kernels::Gelu::apply(&up)?,
-            _ => up.gelu_erf()?,
-        };
-        let ffn = linear(&l.down, &up)?;
-        Ok(l.ffn_norm
-            .forward(&self.residual(&x, &ffn, mode)?, kernels)?)
-    }
-
-    /// The heads' outputs side by side, `[batch * len, hidden]` (`[batch, hidden]` for the
-    /// last positions only), before the output projection.
-    fn attention(
-        &self,
-        l: &Layer,
-        x: &Tensor,
-        padding: Option<&Padding>,
-        (batch, len, last_only): (usize, usize, bool),
-        mode: &mut Mode,
-    ) -> candle_core::Result<Tensor> {
-        let (h, heads) = (self.config.hidden, self.config.heads);
-        let hd = h / heads;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let kernels = mode.kernels(&self.device);
-        if kernels == Kernels::Fused {
-            // The three projections as one product: weights and biases stacked.
-            let weights = [l.q.weight(), l.k.weight(), l.v.weight()];
-            let biases: Vec<&Tensor> = [&l.q, &l.k, &l.v].iter().filter_map(|p| p.bias()).collect();
-            let qkv =
-                kernels::Linear::apply(x, &Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?)?;
-            let padding = match padding {
-                Some(Padding::Flags(flags)) => Some(flags.clone()),
-                _ => None,
-            };
-            return kernels::Attention {
-                batch,
-                len,
-                heads,
-                scale: scale as f32,
-                padding,
-                dropout: self.dropout_mask(mode),
-                last_query_only: last_only,
-            }
-            .apply(&qkv);
-        }
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, len, heads, hd))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split((l.q.forward(x)? * scale)?)?;
-        let k = split(l.k.forward(x)?)?;
-        let v = split(l.v.forward(x)?)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(Padding::Bias(bias)) = padding {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let probs = match kernels {
-            Kernels::CandleInference => ops::softmax_last_dim(&scores)?,
-            _ => self.dropout(&ops::softmax(&scores, D::Minus1)?, mode)?,
-        };
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((batch * len, h))?;
-        match last_only {
-            true => last_rows(&ctx, batch, len),
-            false => Ok(ctx),
-        }
+    /// `1 / √(head size)`, the scores' scale.
+    fn attention_scale(&self) -> f64 {
+        let hd = self.config.hidden / self.config.heads;
+        1.0 / (hd as f64).sqrt()
     }
 
     /// A fresh dropout mask from the training generator; `None` in eval.
@@ -446,38 +277,6 @@ impl Encoder {
             }
             _ => None,
         }
-    }
-
-    /// `x + dropout(y)`: a residual connection around a branch (one fused op on the CPU).
-    fn residual(&self, x: &Tensor, y: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
-        if self.device.is_cpu() {
-            return kernels::Residual(self.dropout_mask(mode)).apply(x, y);
-        }
-        x + self.dropout(y, mode)?
-    }
-
-    /// Inverted dropout with a mask drawn from the training generator; identity in eval.
-    fn dropout(&self, x: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
-        if self.device.is_cpu() {
-            return match self.dropout_mask(mode) {
-                Some(mask) => kernels::Dropout(mask).apply(x),
-                None => Ok(x.clone()),
-            };
-        }
-        let p = self.config.dropout;
-        let seed: u64 = match mode {
-            Mode::Train(rng) if p > 0.0 => rng.random(),
-            _ => return Ok(x.clone()),
-        };
-        // Drawn on the device (a host-drawn mask is tens of millions of numbers per step to
-        // generate and upload), from a generator seeded by the training one per call, so
-        // a run stays reproducible.
-        self.device.set_seed(seed)?;
-        let keep = Tensor::rand(0f32, 1f32, x.shape(), x.device())?
-            .ge(p)?
-            .to_dtype(x.dtype())?
-            .affine(1.0 / (1.0 - p as f64), 0.0)?;
-        x * keep
     }
 
     /// Scores of every item for hidden states `[m, hidden]`: `[m, n]` (the tied head).
@@ -504,6 +303,24 @@ impl Encoder {
         let logits = self.logits(&picked)?;
         let targets = Tensor::from_slice(targets, targets.len(), dev)?;
         Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
+    }
+
+    /// The mean masked loss of a training batch and the gradient of every trained
+    /// variable, dropout drawn from `rng`: what [`Self::forward`] in training mode,
+    /// [`Self::masked_loss`] and candle's `backward()` give, and on the CPU the same
+    /// numbers (up to summation order) without candle's autograd (see [`cpu`]).
+    pub fn loss_and_gradients(
+        &self,
+        batch: &Batch,
+        rng: &mut StdRng,
+    ) -> Result<(f32, GradStore), Bert4RecError> {
+        self.check_tokens(&batch.tokens, batch.rows, batch.len)?;
+        if self.device.is_cpu() {
+            return self.cpu_step(batch, rng);
+        }
+        let hidden = self.forward(&batch.tokens, batch.rows, batch.len, &mut Mode::Train(rng))?;
+        let loss = self.masked_loss(&hidden, &batch.masked, &batch.targets)?;
+        Ok((loss.to_scalar::<f32>()?, loss.backward()?))
     }
 
     /// Logits `[batch, n]` at the last position of each row: the appended [MASK] of a

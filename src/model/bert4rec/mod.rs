@@ -2,8 +2,8 @@
 //! the item table is a backend's matrix plus learned [MASK] and [PAD] rows, the hidden size
 //! is the embedding dimension, and the output head is tied to the item table.
 //!
-//! - [`encoder`]: the transformer (hand-written attention and layer norm, so every
-//!   trainable tensor gets a gradient; candle's fused layer norm has no backward pass);
+//! - [`encoder`]: the transformer and its tied head; on the CPU through [`kernels`], with a
+//!   training step's backward pass run by hand, elsewhere (CUDA) through candle's ops;
 //! - [`kernels`]: fused CPU kernels with backward passes, one file per op;
 //! - [`batch`]: padded token batches (training and prediction);
 //! - [`rank`]: top-k over the logits of the recommendable tracks;

@@ -22,7 +22,7 @@ use crate::embeddings::Embeddings;
 use crate::model::bert4rec::batch::{Specials, prediction_batch, training_batch};
 use crate::model::bert4rec::rank::{top_k, universe};
 use crate::model::bert4rec::{
-    Bert4RecCheckpoint, Bert4RecConfig, Bert4RecError, Encoder, FitConfig, Mode,
+    Bert4RecCheckpoint, Bert4RecConfig, Bert4RecError, Encoder, FitConfig,
 };
 use crate::model::checkpoint::{Checkpoint, CheckpointPaths, DataFingerprint, FORMAT};
 use crate::train::adam::Adam;
@@ -276,11 +276,9 @@ pub fn run_epoch(
     for rows in batches.iter().take(limit) {
         let seqs: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
         let batch = training_batch(&seqs, max_len, config.mask_prob, specials, rng);
-        let hidden =
-            encoder.forward(&batch.tokens, batch.rows, batch.len, &mut Mode::Train(rng))?;
-        let loss = encoder.masked_loss(&hidden, &batch.masked, &batch.targets)?;
-        opt.backward_step(&loss)?;
-        let value = loss.to_scalar::<f32>()? as f64;
+        let (loss, grads) = encoder.loss_and_gradients(&batch, rng)?;
+        opt.step(&grads)?;
+        let value = loss as f64;
         sum += value;
         count += 1;
         observer.batch_done(value);
