@@ -282,6 +282,9 @@ impl Encoder {
     /// Scores of every item for hidden states `[m, hidden]`: `[m, n]` (the tied head).
     /// CUDA's matmul needs a contiguous left side (a narrowed last position is not).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor, Bert4RecError> {
+        if self.device.is_cpu() {
+            return Ok(kernels::Product::apply(hidden, &self.items)?);
+        }
         Ok(hidden.contiguous()?.matmul(&self.items.t()?)?)
     }
 

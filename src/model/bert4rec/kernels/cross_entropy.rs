@@ -177,6 +177,21 @@ impl CustomOp2 for HeadLoss {
     }
 }
 
+/// The log-softmax of each row of `width` in place: next-item log-probabilities from the
+/// head's logits. Rows in parallel, one pass for the maximum, one for the sum, one to write.
+pub fn log_softmax_rows(x: &mut [f32], width: usize) {
+    x.par_chunks_mut(width.max(1)).for_each(|row| {
+        vectorized(
+            #[inline(always)]
+            || {
+                let m = max(row);
+                let log_sum = m + sum_of(row, |v| exp(v - m)).ln();
+                row.iter_mut().for_each(|v| *v -= log_sum);
+            },
+        )
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +238,15 @@ mod tests {
         for v in [&hidden, &items] {
             close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
         }
+    }
+
+    #[test]
+    fn log_softmax_rows_match_candle() {
+        let x = var(&[6, 5_001], 4);
+        let mut ours = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        log_softmax_rows(&mut ours, 5_001);
+        let want = candle_nn::ops::log_softmax(x.as_tensor(), candle_core::D::Minus1).unwrap();
+        let ours = Tensor::from_vec(ours, (6, 5_001), &Device::Cpu).unwrap();
+        close(&ours, &want, 1e-6);
     }
 }

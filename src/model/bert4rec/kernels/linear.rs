@@ -1,7 +1,8 @@
 //! A linear layer, `x · wᵀ + b`, as one op: the product through faer starting from the
-//! bias, and a backward pass that gives all three gradients at once.
+//! bias, and a backward pass that gives all three gradients at once. Without the bias,
+//! [`Product`]: the tied head's logits `hidden · itemsᵀ`.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{all_threads, gemm, view, view_mut};
@@ -65,21 +66,7 @@ impl CustomOp3 for Linear {
         if b.len() != output {
             candle_core::bail!("{}: the bias needs {output} values", self.name());
         }
-        // Written once: the bias rows are the product's starting value.
-        let mut y = b.repeat(rows);
-        let lhs = view(x, rows, input, input);
-        let rhs = view(w, output, input, input).transpose();
-        gemm(
-            view_mut(&mut y, rows, output, output),
-            true,
-            lhs,
-            rhs,
-            1.0,
-            all_threads(),
-        );
-        let mut dims = l1.dims().to_vec();
-        *dims.last_mut().expect("checked non-empty") = output;
-        Ok((CpuStorage::F32(y), Shape::from(dims)))
+        Ok(product(x, l1, w, (rows, input, output), Some(b)))
     }
 
     fn bwd(
@@ -92,6 +79,75 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let [dx, dw, db] = Linear::backward(x, w, grad)?;
         Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `x · wᵀ (+ b)` for `x` of layout `l` and the checked `(rows, input, output)`. The bias
+/// rows, when there are any, are the product's starting value (written once).
+fn product(
+    x: &[f32],
+    l: &Layout,
+    w: &[f32],
+    (rows, input, output): (usize, usize, usize),
+    b: Option<&[f32]>,
+) -> (CpuStorage, Shape) {
+    let mut y = match b {
+        Some(b) => b.repeat(rows),
+        None => vec![0f32; rows * output],
+    };
+    let lhs = view(x, rows, input, input);
+    let rhs = view(w, output, input, input).transpose();
+    gemm(
+        view_mut(&mut y, rows, output, output),
+        b.is_some(),
+        lhs,
+        rhs,
+        1.0,
+        all_threads(),
+    );
+    let mut dims = l.dims().to_vec();
+    *dims.last_mut().expect("checked non-empty") = output;
+    (CpuStorage::F32(y), Shape::from(dims))
+}
+
+/// `x · wᵀ` for `x: [.., input]`, `w: [output, input]`: a linear layer without bias, as
+/// the tied head's logits (candle's matmul runs the slower `gemm` crate's kernels).
+#[derive(Debug, Clone, Copy)]
+pub struct Product;
+
+impl Product {
+    pub fn apply(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op2(&w.contiguous()?, Product)
+    }
+}
+
+impl CustomOp2 for Product {
+    fn name(&self) -> &'static str {
+        "fused-product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = dims(l1, l2, self.name())?;
+        let x = contiguous(s1, l1, self.name())?;
+        let w = contiguous(s2, l2, self.name())?;
+        Ok(product(x, l1, w, dims, None))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [dx, dw, _] = Linear::backward(x, w, grad)?;
+        Ok((Some(dx), Some(dw)))
     }
 }
 
@@ -202,6 +258,31 @@ mod tests {
             let (a, r) = (g1.get(v).unwrap(), g2.get(v).unwrap());
             assert_eq!(a.dims(), r.dims());
             close(a, r, 1e-4);
+        }
+    }
+
+    #[test]
+    fn product_matches_candle_matmul_forward_and_backward() {
+        let x = var(&[7, 33], 2);
+        let w = var(&[300, 33], 5);
+        let out = weights(&[7, 300]);
+        let ours = Product::apply(&x, &w).unwrap();
+        let reference = x.matmul(&w.t().unwrap()).unwrap();
+        close(&ours, &reference, 1e-5);
+        let g1 = (&ours * &out)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (&reference * &out)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &w] {
+            close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
         }
     }
 }

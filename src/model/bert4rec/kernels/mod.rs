@@ -32,12 +32,12 @@ mod layer_norm;
 mod linear;
 
 pub use attention::Attention;
-pub use cross_entropy::HeadLoss;
+pub use cross_entropy::{HeadLoss, log_softmax_rows};
 pub use dropout::{Dropout, DropoutMask, Residual};
 pub use elementwise::Gelu;
 pub use embedding::Embed;
 pub use layer_norm::LayerNorm;
-pub use linear::Linear;
+pub use linear::{Linear, Product};
 
 use candle_core::{Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
