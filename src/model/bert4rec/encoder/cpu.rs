@@ -36,6 +36,11 @@ struct LayerTape {
     qkv_weight: Tensor,
     qkv: Tensor,
     attention: Attention,
+    block: BlockTape,
+}
+
+/// What the backward pass of a layer's part after attention reads.
+struct BlockTape {
     ctx: Tensor,
     attn_residual: Residual,
     r1: Tensor,
@@ -115,7 +120,7 @@ impl Encoder {
             let last = last_only && i + 1 == self.layers.len();
             let (out, tape) = self.cpu_layer(l, x, padding.clone(), (batch, len, last), mode)?;
             if record {
-                layers.push(tape);
+                layers.extend(tape);
             }
             x = out;
         }
@@ -128,7 +133,8 @@ impl Encoder {
         Ok((x, tape))
     }
 
-    /// One post-norm transformer block on `x` = `[batch * len, hidden]`, and its tape.
+    /// One post-norm transformer block on `x` = `[batch * len, hidden]`, and its tape; with
+    /// `last_only`, each row's last position alone (`[batch, hidden]`) and no tape.
     fn cpu_layer(
         &self,
         l: &Layer,
@@ -136,11 +142,7 @@ impl Encoder {
         padding: Option<Arc<Vec<bool>>>,
         (batch, len, last_only): (usize, usize, bool),
         mode: &mut Mode,
-    ) -> Result<(Tensor, LayerTape)> {
-        // The three projections as one product: weights and biases stacked.
-        let qkv_weight = Tensor::cat(&[l.q.weight(), l.k.weight(), l.v.weight()], 0)?;
-        let qkv_bias = Tensor::cat(&[bias(&l.q), bias(&l.k), bias(&l.v)], 0)?;
-        let qkv = kernels::Linear::apply(&x, &qkv_weight, &qkv_bias)?;
+    ) -> Result<(Tensor, Option<LayerTape>)> {
         let attention = Attention {
             batch,
             len,
@@ -148,16 +150,45 @@ impl Encoder {
             scale: self.attention_scale() as f32,
             padding,
             dropout: self.dropout_mask(mode),
-            last_query_only: last_only,
         };
+        if last_only {
+            // Every position's keys and values, but only the last position's query.
+            let kv_weight = Tensor::cat(&[l.k.weight(), l.v.weight()], 0)?;
+            let kv_bias = Tensor::cat(&[bias(&l.k), bias(&l.v)], 0)?;
+            let kv = kernels::Linear::apply(&x, &kv_weight, &kv_bias)?;
+            let last = last_rows(&x, batch, len)?;
+            let q = kernels::Linear::apply(&last, l.q.weight(), bias(&l.q))?;
+            let ctx = attention.apply_last_query(&q, &kv)?;
+            return Ok((self.cpu_block(l, &last, ctx, mode)?.0, None));
+        }
+        // The three projections as one product: weights and biases stacked.
+        let qkv_weight = Tensor::cat(&[l.q.weight(), l.k.weight(), l.v.weight()], 0)?;
+        let qkv_bias = Tensor::cat(&[bias(&l.q), bias(&l.k), bias(&l.v)], 0)?;
+        let qkv = kernels::Linear::apply(&x, &qkv_weight, &qkv_bias)?;
         let ctx = attention.apply(&qkv)?;
-        let skip = match last_only {
-            true => last_rows(&x, batch, len)?,
-            false => x.clone(),
+        let (out, block) = self.cpu_block(l, &x, ctx, mode)?;
+        let tape = LayerTape {
+            x,
+            qkv_weight,
+            qkv,
+            attention,
+            block,
         };
+        Ok((out, Some(tape)))
+    }
+
+    /// A layer after its attention: the output projection of the heads' outputs `ctx`, the
+    /// residual connection from `skip` and its norm, then the feed-forward part.
+    fn cpu_block(
+        &self,
+        l: &Layer,
+        skip: &Tensor,
+        ctx: Tensor,
+        mode: &mut Mode,
+    ) -> Result<(Tensor, BlockTape)> {
         let attn = kernels::Linear::apply(&ctx, l.o.weight(), bias(&l.o))?;
         let attn_residual = Residual(self.dropout_mask(mode));
-        let r1 = attn_residual.apply(&skip, &attn)?;
+        let r1 = attn_residual.apply(skip, &attn)?;
         let x1 = l.attn_norm.cpu(&r1)?;
         let up = kernels::Linear::apply(&x1, l.up.weight(), bias(&l.up))?;
         let act = Gelu::apply(&up)?;
@@ -165,11 +196,7 @@ impl Encoder {
         let ffn_residual = Residual(self.dropout_mask(mode));
         let r2 = ffn_residual.apply(&x1, &ffn)?;
         let out = l.ffn_norm.cpu(&r2)?;
-        let tape = LayerTape {
-            x,
-            qkv_weight,
-            qkv,
-            attention,
+        let tape = BlockTape {
             ctx,
             attn_residual,
             r1,
@@ -224,14 +251,15 @@ impl Encoder {
 /// One layer's backward pass: `dx` of its input from `dy` of its output; the gradients of
 /// its variables go to `grads`.
 fn layer_backward(l: &Layer, t: &LayerTape, dy: &Tensor, grads: &mut GradStore) -> Result<Tensor> {
-    let d_r2 = l.ffn_norm.cpu_backward(&t.r2, dy, grads)?;
-    let d_ffn = t.ffn_residual.branch_backward(&d_r2)?;
-    let d_act = linear_backward(&l.down, &t.act, &d_ffn, grads)?;
-    let d_up = Gelu::backward(&t.up, &d_act)?;
-    let d_x1 = add(&linear_backward(&l.up, &t.x1, &d_up, grads)?, &d_r2)?;
-    let d_r1 = l.attn_norm.cpu_backward(&t.r1, &d_x1, grads)?;
-    let d_attn = t.attn_residual.branch_backward(&d_r1)?;
-    let d_ctx = linear_backward(&l.o, &t.ctx, &d_attn, grads)?;
+    let b = &t.block;
+    let d_r2 = l.ffn_norm.cpu_backward(&b.r2, dy, grads)?;
+    let d_ffn = b.ffn_residual.branch_backward(&d_r2)?;
+    let d_act = linear_backward(&l.down, &b.act, &d_ffn, grads)?;
+    let d_up = Gelu::backward(&b.up, &d_act)?;
+    let d_x1 = add(&linear_backward(&l.up, &b.x1, &d_up, grads)?, &d_r2)?;
+    let d_r1 = l.attn_norm.cpu_backward(&b.r1, &d_x1, grads)?;
+    let d_attn = b.attn_residual.branch_backward(&d_r1)?;
+    let d_ctx = linear_backward(&l.o, &b.ctx, &d_attn, grads)?;
     let d_qkv = t.attention.backward(&t.qkv, &d_ctx)?;
     let [dx, dw, db] = kernels::Linear::backward(&t.x, &t.qkv_weight, &d_qkv)?;
     let h = dx.dim(1)?;

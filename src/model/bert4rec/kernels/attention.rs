@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use faer::Par;
+use faer::{MatRef, Par};
 use rayon::prelude::*;
 
 use super::gemm::{gemm, view, view_mut};
@@ -35,16 +35,34 @@ pub struct Attention {
     /// Attention dropout in training. Element `j` of score row `r` (rows counted over
     /// `[batch, heads, len]`) is element `r * len + j` of the mask.
     pub dropout: Option<DropoutMask>,
-    /// Only each sequence's last position as a query, giving `[batch, hidden]`: all that
-    /// a prediction's last layer needs. Forward only.
-    pub last_query_only: bool,
 }
 
-/// One sequence's share of the work: its rows of the projections, and where it writes.
+/// One sequence's share of the work: where its queries, keys and values are read.
 struct Sequence<'a> {
     index: usize,
-    /// `[len, 3 * hidden]`.
-    qkv: &'a [f32],
+    /// The position of the first query, and how many follow it.
+    first: usize,
+    queries: usize,
+    /// The first query's row; the next starts `q_stride` values later.
+    q: &'a [f32],
+    q_stride: usize,
+    /// The first key's row, its value `hidden` columns later; the next starts `kv_stride`
+    /// values later.
+    kv: &'a [f32],
+    kv_stride: usize,
+}
+
+impl Sequence<'_> {
+    /// Head `head`'s queries, keys and values (`hd` columns each).
+    #[inline(always)]
+    fn views(&self, head: usize, hd: usize, hidden: usize, len: usize) -> [MatRef<'_, f32>; 3] {
+        let col = head * hd;
+        [
+            view(&self.q[col..], self.queries, hd, self.q_stride),
+            view(&self.kv[col..], len, hd, self.kv_stride),
+            view(&self.kv[hidden + col..], len, hd, self.kv_stride),
+        ]
+    }
 }
 
 impl Attention {
@@ -52,11 +70,17 @@ impl Attention {
         qkv.contiguous()?.apply_op1(self.clone())
     }
 
+    /// Each sequence's last position alone as a query, giving `[batch, hidden]`: all that a
+    /// prediction's last layer needs. `q: [batch, hidden]` holds those queries and
+    /// `kv: [batch * len, 2 * hidden]` every position's keys and values, so the other
+    /// queries are never projected. Forward only.
+    pub fn apply_last_query(&self, q: &Tensor, kv: &Tensor) -> Result<Tensor> {
+        q.contiguous()?
+            .apply_op2_no_bwd(&kv.contiguous()?, &LastQuery(self.clone()))
+    }
+
     /// The gradient with respect to `qkv`, from `d_out`, that of the output.
     pub fn backward(&self, qkv: &Tensor, d_out: &Tensor) -> Result<Tensor> {
-        if self.last_query_only {
-            candle_core::bail!("fused-attention: no backward pass for the last query alone");
-        }
         qkv.contiguous()?
             .apply_op2_no_bwd(&d_out.contiguous()?, &AttentionGrad(self.clone()))
     }
@@ -75,26 +99,15 @@ impl Attention {
         Ok(width / 3)
     }
 
-    /// The first query position and the number of queries of each sequence.
-    fn queries(&self) -> (usize, usize) {
-        match self.last_query_only {
-            true => (self.len - 1, 1),
-            false => (0, self.len),
-        }
-    }
-
     /// Writes the softmax (padding masked, dropout not applied) of head `head`'s scores
     /// into `p` (`queries × len`). Inlined so that it is compiled for the caller's SIMD
     /// level.
     #[inline(always)]
     fn probabilities(&self, s: &Sequence, head: usize, hidden: usize, p: &mut [f32]) {
-        let (len, hd) = (self.len, hidden / self.heads);
-        let (first, queries) = self.queries();
-        let stride = 3 * hidden;
-        let q = view(&s.qkv[first * stride + head * hd..], queries, hd, stride);
-        let k = view(&s.qkv[hidden + head * hd..], len, hd, stride);
+        let len = self.len;
+        let [q, k, _] = s.views(head, hidden / self.heads, hidden, len);
         gemm(
-            view_mut(p, queries, len, len),
+            view_mut(p, s.queries, len, len),
             false,
             q,
             k.transpose(),
@@ -120,26 +133,66 @@ impl Attention {
         }
     }
 
-    /// Multiplies `p` (head `head` of sequence `seq`) by its dropout mask, if any.
+    /// Multiplies `p` (head `head` of sequence `s`) by its dropout mask, if any.
     #[inline(always)]
-    fn drop(&self, seq: usize, head: usize, p: &mut [f32]) {
+    fn drop(&self, s: &Sequence, head: usize, p: &mut [f32]) {
         let Some(mask) = &self.dropout else {
             return;
         };
-        let first = ((seq * self.heads + head) * self.len + self.queries().0) * self.len;
+        let first = ((s.index * self.heads + head) * self.len + s.first) * self.len;
         for (j, v) in p.iter_mut().enumerate() {
             *v *= mask.factor(first + j);
         }
     }
 
+    /// The sequences of the stacked projections `qkv` (`[batch * len, 3 * hidden]`).
     fn sequences<'a>(
         &self,
         qkv: &'a [f32],
         hidden: usize,
     ) -> impl IndexedParallelIterator<Item = Sequence<'a>> {
-        qkv.par_chunks(self.len * 3 * hidden)
+        let stride = 3 * hidden;
+        qkv.par_chunks(self.len * stride)
             .enumerate()
-            .map(|(index, qkv)| Sequence { index, qkv })
+            .map(move |(index, qkv)| Sequence {
+                index,
+                first: 0,
+                queries: self.len,
+                q: qkv,
+                q_stride: stride,
+                kv: &qkv[hidden..],
+                kv_stride: stride,
+            })
+    }
+
+    /// The heads' outputs side by side, `[batch * queries, hidden]`, of `sequences`, each
+    /// with `queries` queries.
+    fn forward<'a>(
+        &self,
+        sequences: impl IndexedParallelIterator<Item = Sequence<'a>>,
+        queries: usize,
+        h: usize,
+    ) -> Vec<f32> {
+        let (len, hd) = (self.len, h / self.heads);
+        let mut out = vec![0f32; self.batch * queries * h];
+        out.par_chunks_mut(queries * h)
+            .zip(sequences)
+            .for_each(|(out, seq)| {
+                let mut p = vec![0f32; queries * len];
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for head in 0..self.heads {
+                            self.probabilities(&seq, head, h, &mut p);
+                            self.drop(&seq, head, &mut p);
+                            let [_, _, v] = seq.views(head, hd, h, len);
+                            let ctx = view_mut(&mut out[head * hd..], queries, hd, h);
+                            gemm(ctx, false, view(&p, queries, len, len), v, 1.0, Par::Seq);
+                        }
+                    },
+                )
+            });
+        out
     }
 }
 
@@ -151,31 +204,57 @@ impl CustomOp1 for Attention {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = contiguous(s, l, self.name())?;
         let h = self.hidden(l, self.name())?;
-        let (len, hd) = (self.len, h / self.heads);
-        let (_, queries) = self.queries();
-        let mut out = vec![0f32; self.batch * queries * h];
-        out.par_chunks_mut(queries * h)
-            .zip(self.sequences(qkv, h))
-            .for_each(|(out, seq)| {
-                let mut p = vec![0f32; queries * len];
-                vectorized(
-                    #[inline(always)]
-                    || {
-                        for head in 0..self.heads {
-                            self.probabilities(&seq, head, h, &mut p);
-                            self.drop(seq.index, head, &mut p);
-                            let v = view(&seq.qkv[2 * h + head * hd..], len, hd, 3 * h);
-                            let ctx = view_mut(&mut out[head * hd..], queries, hd, h);
-                            gemm(ctx, false, view(&p, queries, len, len), v, 1.0, Par::Seq);
-                        }
-                    },
-                )
-            });
-        Ok((CpuStorage::F32(out), Shape::from((self.batch * queries, h))))
+        let out = self.forward(self.sequences(qkv, h), self.len, h);
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((self.batch * self.len, h)),
+        ))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(self.backward(qkv, grad)?))
+    }
+}
+
+/// [`Attention::apply_last_query`]: `q: [batch, hidden]`, `kv: [batch * len, 2 * hidden]`.
+struct LastQuery(Attention);
+
+impl CustomOp2 for LastQuery {
+    fn name(&self) -> &'static str {
+        "fused-attention-last-query"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = &self.0;
+        let q = contiguous(s1, l1, self.name())?;
+        let kv = contiguous(s2, l2, self.name())?;
+        let h = last_dim(l1, self.name())?;
+        if q.len() != a.batch * h || kv.len() != a.batch * a.len * 2 * h || h % a.heads != 0 {
+            candle_core::bail!(
+                "{}: need [batch, hidden] queries and [batch * len, 2 * hidden] keys and values",
+                self.name()
+            );
+        }
+        let sequences = (q.par_chunks(h))
+            .zip(kv.par_chunks(a.len * 2 * h))
+            .enumerate()
+            .map(|(index, (q, kv))| Sequence {
+                index,
+                first: a.len - 1,
+                queries: 1,
+                q,
+                q_stride: h,
+                kv,
+                kv_stride: 2 * h,
+            });
+        let out = a.forward(sequences, 1, h);
+        Ok((CpuStorage::F32(out), Shape::from((a.batch, h))))
     }
 }
 
@@ -215,14 +294,12 @@ impl CustomOp2 for AttentionGrad {
                     || {
                         for head in 0..a.heads {
                             let col = head * hd;
-                            let q = view(&seq.qkv[col..], len, hd, stride);
-                            let k = view(&seq.qkv[h + col..], len, hd, stride);
-                            let v = view(&seq.qkv[2 * h + col..], len, hd, stride);
+                            let [q, k, v] = seq.views(head, hd, h, len);
                             let dout = view(&g[col..], len, hd, h);
                             a.probabilities(&seq, head, h, &mut p);
                             // d holds Pd, then dP, then dS.
                             d.copy_from_slice(&p);
-                            a.drop(seq.index, head, &mut d);
+                            a.drop(&seq, head, &mut d);
                             let dv = view_mut(&mut dqkv[2 * h + col..], len, hd, stride);
                             gemm(
                                 dv,
@@ -240,7 +317,7 @@ impl CustomOp2 for AttentionGrad {
                                 1.0,
                                 Par::Seq,
                             );
-                            a.drop(seq.index, head, &mut d);
+                            a.drop(&seq, head, &mut d);
                             for (d, p) in d.chunks_mut(len).zip(p.chunks(len)) {
                                 let dot = dot(d, p);
                                 for (d, &p) in d.iter_mut().zip(p) {
@@ -318,7 +395,6 @@ mod tests {
                 scale: 1.0 / ((h / heads) as f32).sqrt(),
                 padding: Some(Arc::new(padding.clone())),
                 dropout,
-                last_query_only: false,
             };
             let qkv = var(&[batch * len, 3 * h], 5);
             let w = weights(&[batch * len, h]);
@@ -329,29 +405,28 @@ mod tests {
             let g2 = (&want * &w).unwrap().sum_all().unwrap().backward().unwrap();
             close(g1.get(&qkv).unwrap(), g2.get(&qkv).unwrap(), 1e-4);
         }
-        // The last query alone gives the last row of each sequence (no dropout: it serves
-        // predictions).
-        let full = Attention {
+        // The last query alone, from a separate query matrix and the keys and values,
+        // gives the last row of each sequence (no dropout: it serves predictions).
+        let a = Attention {
             batch,
             len,
             heads,
             scale: 0.5,
             padding: Some(Arc::new(padding)),
             dropout: None,
-            last_query_only: false,
-        };
-        let last = Attention {
-            last_query_only: true,
-            ..full.clone()
         };
         let qkv = var(&[batch * len, 3 * h], 6);
-        let all = full.apply(&qkv).unwrap().reshape((batch, len, h)).unwrap();
+        let all = a.apply(&qkv).unwrap().reshape((batch, len, h)).unwrap();
         let want = all
             .narrow(1, len - 1, 1)
             .unwrap()
             .reshape((batch, h))
             .unwrap();
-        close(&last.apply(&qkv).unwrap(), &want, 1e-6);
+        let rows = qkv.reshape((batch, len, 3 * h)).unwrap();
+        let q = rows.narrow(1, len - 1, 1).unwrap().narrow(2, 0, h).unwrap();
+        let q = q.reshape((batch, h)).unwrap();
+        let kv = qkv.narrow(1, h, 2 * h).unwrap();
+        close(&a.apply_last_query(&q, &kv).unwrap(), &want, 1e-6);
     }
 
     #[test]
@@ -364,7 +439,6 @@ mod tests {
             scale: 0.5,
             padding: Some(Arc::new(vec![true, true, false, false, false])),
             dropout: None,
-            last_query_only: false,
         };
         let qkv = var(&[len, 3 * h], 2);
         let out = a.apply(&qkv).unwrap();
