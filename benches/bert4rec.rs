@@ -3,7 +3,8 @@
 //! batches, extrapolated to an epoch), one-user latency with a 300-track history, and the
 //! ratios of the training pass and of the validation pass against the faster of two plain
 //! PyTorch versions (transformers' BertModel and torch's nn.TransformerEncoder,
-//! benches/bert4rec_torch.py) run on this machine in the same benchmark.
+//! benches/bert4rec_torch.py) run on this machine in the same benchmark. On the CPU, also
+//! the encoder's linear products on faer's kernels against candle's matmul.
 //!
 //! `cargo bench --bench bert4rec`. Paper data: `cargo run --release -- demo-data --scale
 //! paper --out /tmp/paper` (or set AUDIOREC_BENCH_PAPER); skipped when absent.
@@ -23,6 +24,7 @@ use anyhow::Context;
 use audiorec::dataset::demo::{Scale, generate};
 use audiorec::dataset::{Dataset, ImportOptions, Layout, Split, SplitConfig};
 use audiorec::embeddings::Embeddings;
+use audiorec::model::bert4rec::kernels;
 use audiorec::model::bert4rec::{Bert4RecConfig, Encoder, FitConfig, ItemInit, ModelConfig};
 use audiorec::model::checkpoint::{self, CheckpointPaths};
 use audiorec::recommend::bert4rec::Bert4RecRecommender;
@@ -33,7 +35,7 @@ use audiorec::train::bert4rec::fit::{
     validation_order,
 };
 use audiorec::train::fit::Quiet;
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -92,6 +94,9 @@ fn main() -> anyhow::Result<()> {
     let fixed = fixed_shape(&enc, &varmap, emb.len(), FIXED_BATCHES)?;
     compare_torch(fixed, emb.len(), emb.dim, FIXED_BATCHES);
     latency(&enc, &varmap, &emb, &split, small.path())?;
+    if DEVICE.is_cpu() {
+        products()?;
+    }
 
     let paper = std::env::var("AUDIOREC_BENCH_PAPER").unwrap_or_else(|_| PAPER_DEFAULT.into());
     if !Path::new(&paper).join("embeddings").is_dir() {
@@ -413,6 +418,40 @@ fn latency(
         queries.len(),
         batch_s / single_s
     );
+    Ok(())
+}
+
+/// The encoder's linear layers (`x · wᵀ + b` over 64 × 300 rows, at the `small` shapes) as
+/// the CPU encoder runs them, on faer's kernels, against candle's matmul (the `gemm`
+/// crate's kernels) plus its bias add, in this process.
+fn products() -> anyhow::Result<()> {
+    let rows = BATCH * MAX_LEN;
+    let best_of = |f: &dyn Fn() -> candle_core::Result<Tensor>| -> anyhow::Result<f64> {
+        f()?;
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            f()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    // The stacked query/key/value projection, the output projection, and the feed-forward
+    // layer's two products (intermediate size 256).
+    for (input, output) in [(200, 600), (200, 200), (200, 256), (256, 200)] {
+        let x = Tensor::randn(0f32, 1.0, (rows, input), &Device::Cpu)?;
+        let w = Tensor::randn(0f32, 1.0, (output, input), &Device::Cpu)?;
+        let b = Tensor::zeros(output, DType::F32, &Device::Cpu)?;
+        let faer = best_of(&|| kernels::Linear::apply(&x, &w, &b))?;
+        let candle = best_of(&|| x.matmul(&w.t()?)?.broadcast_add(&b))?;
+        let gflop = 2.0 * (rows * input * output) as f64 / 1e9;
+        println!(
+            "linear {rows} x {input} -> {output}: faer {:.0} GFLOP/s, candle matmul {:.0} GFLOP/s ({:.1}x)",
+            gflop / faer,
+            gflop / candle,
+            candle / faer
+        );
+    }
     Ok(())
 }
 
