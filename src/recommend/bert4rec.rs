@@ -231,8 +231,9 @@ impl Recommender for Bert4RecRecommender {
     }
 
     /// On a GPU, users in padded batches of similar history length (one forward pass per
-    /// batch). On the CPU, parallel single queries: measured faster there (benches/bert4rec.rs:
-    /// 256 small users, 0.16–0.18 s against 0.21–0.27 s in padded batches).
+    /// batch). On the CPU, parallel single queries: measured faster there on the small demo
+    /// (benches/bert4rec.rs: 256 users, 0.16–0.18 s against 0.21–0.33 s in padded batches),
+    /// though not on the 1,024-d paper data (8.6 s against 6.3 s, one run).
     fn recommend_batch(&self, queries: &[Query]) -> Vec<Result<Vec<Scored>, RecommendError>> {
         if self.encoder.device().is_cpu() {
             use rayon::prelude::*;
