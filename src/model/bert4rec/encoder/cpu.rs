@@ -4,10 +4,11 @@
 //!
 //! candle's autograd walks the graph and, for every argument of every node, zeroes a tensor
 //! and adds the node's gradient into it, the adds on candle's own spinning thread pool
-//! beside rayon's: about a fifth of a short batch's step. Here the forward pass keeps what
-//! each kernel's backward pass reads (a [`Tape`]), and [`Encoder::cpu_step`] calls those
-//! backward passes in reverse order. Gradients are added only where the network branches:
-//! at the two residual connections of each layer.
+//! beside rayon's: a fifth of a short batch's step in a profile. Here the forward pass
+//! keeps what each kernel's backward pass reads (a [`Tape`]), and [`Encoder::cpu_step`]
+//! calls those backward passes in reverse order. Gradients are added only where the
+//! network branches: at the two residual connections of each layer. With the one-op
+//! embeddings, this took the bench's training pass from 14.1 s to 8.3–9.1 s.
 //!
 //! Dropout masks are drawn from the training generator in the same order as the forward
 //! pass of the autograd path, so a seeded step gives the same numbers either way (up to
