@@ -16,9 +16,13 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use faer::{MatRef, Par};
 use rayon::prelude::*;
 
+mod backward;
+
+use backward::AttentionGrad;
+
 use super::gemm::{gemm, view, view_mut};
 use super::*;
-use crate::simd::{dot, vectorized};
+use crate::simd::vectorized;
 
 /// Self-attention over `qkv: [batch * len, 3 * hidden]` (the query, key and value
 /// projections side by side, head `i` in columns `i * hidden / heads ..` of each), giving
@@ -255,85 +259,6 @@ impl CustomOp2 for LastQuery {
             });
         let out = a.forward(sequences, 1, h);
         Ok((CpuStorage::F32(out), Shape::from((a.batch, h))))
-    }
-}
-
-/// The gradient with respect to `qkv`, from that of the output. Per head, with `P` the
-/// softmax, `D` the dropout mask and `Pd = P ∘ D`: `dV = Pdᵀ dO`, `dP = (dO Vᵀ) ∘ D`,
-/// `dS = P ∘ (dP - rowsum(dP ∘ P))`, `dQ = scale · dS K`, `dK = scale · dSᵀ Q`.
-struct AttentionGrad(Attention);
-
-impl CustomOp2 for AttentionGrad {
-    fn name(&self) -> &'static str {
-        "fused-attention-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let a = &self.0;
-        let qkv = contiguous(s1, l1, self.name())?;
-        let g = contiguous(s2, l2, self.name())?;
-        let h = a.hidden(l1, self.name())?;
-        if g.len() * 3 != qkv.len() {
-            candle_core::bail!("{}: the gradient must be [tokens, hidden]", self.name());
-        }
-        let (len, hd, stride) = (a.len, h / a.heads, 3 * h);
-        let mut out = vec![0f32; qkv.len()];
-        out.par_chunks_mut(len * stride)
-            .zip(g.par_chunks(len * h))
-            .zip(a.sequences(qkv, h))
-            .for_each(|((dqkv, g), seq)| {
-                let (mut p, mut d) = (vec![0f32; len * len], vec![0f32; len * len]);
-                vectorized(
-                    #[inline(always)]
-                    || {
-                        for head in 0..a.heads {
-                            let col = head * hd;
-                            let [q, k, v] = seq.views(head, hd, h, len);
-                            let dout = view(&g[col..], len, hd, h);
-                            a.probabilities(&seq, head, h, &mut p);
-                            // d holds Pd, then dP, then dS.
-                            d.copy_from_slice(&p);
-                            a.drop(&seq, head, &mut d);
-                            let dv = view_mut(&mut dqkv[2 * h + col..], len, hd, stride);
-                            gemm(
-                                dv,
-                                false,
-                                view(&d, len, len, len).transpose(),
-                                dout,
-                                1.0,
-                                Par::Seq,
-                            );
-                            gemm(
-                                view_mut(&mut d, len, len, len),
-                                false,
-                                dout,
-                                v.transpose(),
-                                1.0,
-                                Par::Seq,
-                            );
-                            a.drop(&seq, head, &mut d);
-                            for (d, p) in d.chunks_mut(len).zip(p.chunks(len)) {
-                                let dot = dot(d, p);
-                                for (d, &p) in d.iter_mut().zip(p) {
-                                    *d = p * (*d - dot);
-                                }
-                            }
-                            let ds = view(&d, len, len, len);
-                            let dq = view_mut(&mut dqkv[col..], len, hd, stride);
-                            gemm(dq, false, ds, k, a.scale, Par::Seq);
-                            let dk = view_mut(&mut dqkv[h + col..], len, hd, stride);
-                            gemm(dk, false, ds.transpose(), q, a.scale, Par::Seq);
-                        }
-                    },
-                )
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
