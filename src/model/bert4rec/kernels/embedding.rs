@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::*;
@@ -56,8 +56,9 @@ impl Embed {
         )
     }
 
-    /// `(d items, d special, d positions)` from the gradient `dy` of the output; `d items`
-    /// only when `train_items` (a frozen table needs none).
+    /// `(d items, d special, d positions)` from the gradient `dy` of the output, computed by
+    /// one op into one buffer (each gradient is a view of it); `d items` only when
+    /// `train_items` (a frozen table needs none).
     pub fn backward(
         &self,
         items: &Tensor,
@@ -66,49 +67,67 @@ impl Embed {
         dy: &Tensor,
         train_items: bool,
     ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
-        let dy = dy.contiguous()?;
-        let (dy_storage, dy_layout) = dy.storage_and_layout();
-        let candle_core::Storage::Cpu(dy_storage) = &*dy_storage else {
-            candle_core::bail!("fused-embedding: expected a CPU gradient");
+        let grad = EmbedGrad {
+            embed: self.clone(),
+            n: items.dim(0)?,
+            max_len: positions.dim(0)?,
+            train_items,
         };
-        let g = contiguous(dy_storage, dy_layout, "fused-embedding-grad")?;
-        let (n, h) = items.dims2()?;
-        let max_len = positions.dim(0)?;
-        if g.len() != self.tokens.len() * h {
-            candle_core::bail!("fused-embedding-grad: the gradient must be [tokens, {h}]");
+        let all = dy.contiguous()?.apply_op1_no_bwd(&grad)?;
+        if train_items {
+            let [d_items, d_special, d_positions] =
+                split_like(&all, [items.shape(), special.shape(), positions.shape()])?;
+            return Ok((Some(d_items), d_special, d_positions));
         }
-        let rows = || self.tokens.iter().zip(g.chunks(h));
-        let mut d_special = vec![0f32; 2 * h];
-        for (&t, g) in rows().filter(|(t, _)| **t as usize >= n) {
-            let s = t as usize - n;
-            add_assign(&mut d_special[s * h..(s + 1) * h], g);
+        let [d_special, d_positions] = split_like(&all, [special.shape(), positions.shape()])?;
+        Ok((None, d_special, d_positions))
+    }
+}
+
+/// The gradients of [`Embed`]'s tables, flattened one after the other: the item table's
+/// (`n` rows, when trained), the special rows' and the positions' (`max_len` rows).
+struct EmbedGrad {
+    embed: Embed,
+    n: usize,
+    max_len: usize,
+    train_items: bool,
+}
+
+impl CustomOp1 for EmbedGrad {
+    fn name(&self) -> &'static str {
+        "fused-embedding-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = contiguous(s, l, self.name())?;
+        let h = last_dim(l, self.name())?;
+        let (tokens, len, n, max_len) = (&self.embed.tokens, self.embed.len, self.n, self.max_len);
+        if g.len() != tokens.len() * h || len > max_len {
+            candle_core::bail!("{}: the gradient must be [tokens, {h}]", self.name());
+        }
+        let item_values = if self.train_items { n * h } else { 0 };
+        let mut out = vec![0f32; item_values + (2 + max_len) * h];
+        let (d_items, rest) = out.split_at_mut(item_values);
+        let (d_special, d_positions) = rest.split_at_mut(2 * h);
+        let rows = || tokens.iter().map(|&t| t as usize).zip(g.chunks(h));
+        for (t, g) in rows() {
+            match t < n {
+                true if self.train_items => add_assign(&mut d_items[t * h..(t + 1) * h], g),
+                true => {}
+                false => add_assign(&mut d_special[(t - n) * h..(t - n + 1) * h], g),
+            }
         }
         // Position `t`'s gradient sums row `t` of every sequence: one task per position.
-        let mut d_positions = vec![0f32; max_len * h];
-        let first = max_len - self.len;
-        d_positions[first * h..]
+        d_positions[(max_len - len) * h..]
             .par_chunks_mut(h)
             .enumerate()
             .for_each(|(t, d)| {
-                for row in g[t * h..].chunks(h).step_by(self.len) {
+                for row in g[t * h..].chunks(h).step_by(len) {
                     add_assign(d, row);
                 }
             });
-        let d_items = train_items.then(|| {
-            let mut d = vec![0f32; n * h];
-            for (&t, g) in rows().filter(|(t, _)| (**t as usize) < n) {
-                add_assign(&mut d[t as usize * h..(t as usize + 1) * h], g);
-            }
-            d
-        });
-        let dev = items.device();
-        Ok((
-            d_items
-                .map(|d| Tensor::from_vec(d, (n, h), dev))
-                .transpose()?,
-            Tensor::from_vec(d_special, special.shape(), dev)?,
-            Tensor::from_vec(d_positions, positions.shape(), dev)?,
-        ))
+        let values = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(values)))
     }
 }
 
